@@ -1,0 +1,5 @@
+"""``python -m portolan``."""
+
+from portolan.cli import main
+
+main()

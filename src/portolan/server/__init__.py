@@ -1,0 +1,1 @@
+"""The HTTP server: API, ingest, live stream, /metrics, the dashboard."""

@@ -1,0 +1,97 @@
+"""The store sink: batches into the database, held and retried while it is unavailable.
+
+Durable: the pipeline waits for it, so back-pressure reaches the sources while the
+database is down, and nothing that was accepted is lost. A batch that the database
+refuses for what it contains (not for being unreachable) is split, and only the events
+that cannot be stored are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from portolan.event import Event
+from portolan.pipeline import PipelineStats
+from portolan.runtime import Runtime
+from portolan.sinks.base import SINKS, SinkSpec
+from portolan.store import Store, WriteResult, is_transient
+
+log = logging.getLogger(__name__)
+
+
+class StoreSink:
+    """Writes batches through :meth:`Store.write` in a worker thread."""
+
+    name = "store"
+    durable = True
+
+    def __init__(self, store: Store, stats: PipelineStats, *, retry_max: float = 30.0,
+                 give_up: asyncio.Event | None = None) -> None:
+        self.store = store
+        self.stats = stats
+        self.retry_max = retry_max
+        self.give_up = give_up or asyncio.Event()
+        self.stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        stats.extra.setdefault("stored", 0)
+        stats.extra.setdefault("duplicates", 0)
+        stats.extra.setdefault("rejected", 0)
+
+    async def write(self, events: list[Event]) -> None:
+        delay = 0.25
+        warned = False
+        while True:
+            try:
+                result = await asyncio.to_thread(self._write_or_split, events)
+                break
+            except Exception as exc:
+                if not is_transient(exc) or self.give_up.is_set():
+                    raise
+                if not warned:
+                    log.warning("store %s unavailable (%s); holding %d events and retrying",
+                                self.store.where, str(exc).splitlines()[0], len(events))
+                    warned = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+        if warned:
+            log.warning("store %s is back", self.store.where)
+        self._count(result)
+
+    def _write_or_split(self, events: Sequence[Event]) -> WriteResult:
+        try:
+            return self.store.write(events)
+        except Exception as exc:
+            if is_transient(exc) or len(events) == 1:
+                if len(events) == 1 and not is_transient(exc):
+                    log.warning("event %s rejected by the store: %s", events[0].id,
+                                str(exc).splitlines()[0])
+                    self.rejected += 1
+                    self.stats.extra["rejected"] += 1
+                    return WriteResult()
+                raise
+        half = len(events) // 2
+        a = self._write_or_split(events[:half])
+        b = self._write_or_split(events[half:])
+        return WriteResult(a.stored + b.stored, a.duplicates + b.duplicates)
+
+    def _count(self, result: WriteResult) -> None:
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        self.stats.extra["stored"] += result.stored
+        self.stats.extra["duplicates"] += result.duplicates
+
+    async def close(self) -> None:
+        return None
+
+
+def _make(runtime: Runtime) -> StoreSink | None:
+    if not runtime.config.store.enabled and runtime.db_url is None:
+        return None
+    return StoreSink(runtime.store(), runtime.stats,
+                     retry_max=runtime.config.store.retry_max_seconds)
+
+
+SINKS.add("store", SinkSpec("store", "events into the SQL store", _make))

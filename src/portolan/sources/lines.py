@@ -1,0 +1,182 @@
+"""Lines from files, with the positions that give events their ids.
+
+An event read from a file gets the id ``make_id(sensor, fingerprint, offset, index)``:
+``fingerprint`` identifies the file by its first line (so a file renamed by rotation, a
+copy, or its ``.gz`` keeps its identity), ``offset`` is where the line starts in the
+uncompressed text, ``index`` counts the events of that line. Reading the same line again,
+from whatever path, gives the same ids.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from portolan.event import Event, make_id
+from portolan.formats.base import Parser
+from portolan.sources.base import Emitter, SourceContext
+
+#: How much of the first line identifies a file.
+FINGERPRINT_BYTES = 4096
+#: Longest line handed to a parser; the rest of a longer line is dropped (and counted).
+LINE_MAX = 65536
+#: How many distinct unmatched lines ``portolan parse`` remembers.
+UNMATCHED_KEEP = 10000
+
+
+def fingerprint(first_line: bytes) -> str:
+    """Identity of a file, from its first line (at most :data:`FINGERPRINT_BYTES`)."""
+    return hashlib.blake2b(first_line[:FINGERPRINT_BYTES], digest_size=8).hexdigest()
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open a file for reading, transparently decompressing gzip (``auth.log.2.gz``)."""
+    f = path.open("rb")
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    f.seek(0)
+    return f
+
+
+def decode_line(raw: bytes) -> str:
+    """Bytes of one line as text: invalid UTF-8 replaced, line ending removed."""
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+@dataclass
+class LineStats:
+    """What happened to the lines of one input."""
+
+    lines: int = 0
+    matched: int = 0
+    ignored: int = 0
+    unmatched: int = 0
+    events: int = 0
+    too_long: int = 0
+    unmatched_lines: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def note_unmatched(self, line: str) -> None:
+        self.unmatched += 1
+        if line in self.unmatched_lines or len(self.unmatched_lines) < UNMATCHED_KEEP:
+            self.unmatched_lines[line[:500]] += 1
+
+    def add(self, other: LineStats) -> None:
+        self.lines += other.lines
+        self.matched += other.matched
+        self.ignored += other.ignored
+        self.unmatched += other.unmatched
+        self.events += other.events
+        self.too_long += other.too_long
+        self.unmatched_lines.update(other.unmatched_lines)
+
+
+class LineFeeder:
+    """Runs lines of one file through a parser and gives the events their ids."""
+
+    def __init__(self, parser: Parser, sensor: str, file_key: str, stats: LineStats) -> None:
+        self.parser = parser
+        self.sensor = sensor
+        self.file_key = file_key
+        self.stats = stats
+
+    def feed(self, offset: int, raw: bytes) -> list[Event]:
+        stats = self.stats
+        stats.lines += 1
+        if len(raw) > LINE_MAX:
+            stats.too_long += 1
+            raw = raw[:LINE_MAX]
+        line = decode_line(raw)
+        events = self.parser.parse(line)
+        if events is None:
+            if line.strip():
+                stats.note_unmatched(line)
+            else:
+                stats.ignored += 1
+            return []
+        if not events:
+            stats.ignored += 1
+            return events
+        stats.matched += 1
+        stats.events += len(events)
+        for index, event in enumerate(events):
+            if not event.id:
+                event.id = make_id(self.sensor, self.file_key, offset, index)
+        return events
+
+    def finish(self) -> list[Event]:
+        events = self.parser.finish()
+        for index, event in enumerate(events):
+            if not event.id:
+                event.id = make_id(self.sensor, self.file_key, "end", index)
+        self.stats.events += len(events)
+        return events
+
+
+def iter_lines(f: BinaryIO, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for every line of ``f`` from ``offset``; a last line without a
+    newline is included (the file is read once, to its end)."""
+    for raw in f:
+        yield offset, raw
+        offset += len(raw)
+
+
+def read_events(
+    path: Path,
+    parser: Parser,
+    sensor: str,
+    stats: LineStats,
+    *,
+    chunk: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[list[Event]]:
+    """Every event of a whole file, in batches of about ``chunk``."""
+    with open_binary(path) as f:
+        first = f.readline(FINGERPRINT_BYTES)
+        f.seek(0)
+        feeder = LineFeeder(parser, sensor, fingerprint(first), stats)
+        batch: list[Event] = []
+        done = 0
+        for offset, raw in iter_lines(f):
+            batch.extend(feeder.feed(offset, raw))
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+                if progress is not None:
+                    progress(offset + len(raw) - done)
+                    done = offset + len(raw)
+        batch.extend(feeder.finish())
+        if batch:
+            yield batch
+        if progress is not None:
+            progress(max(0, path.stat().st_size - done))
+
+
+class FileOnceSource:
+    """One file read once from start to end (``portolan ingest``), then done."""
+
+    def __init__(
+        self,
+        path: Path,
+        parser: Parser,
+        ctx: SourceContext,
+        stats: LineStats,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.name = path.name
+        self.path = path
+        self.parser = parser
+        self.ctx = ctx
+        self.stats = stats
+        self.progress = progress
+
+    async def run(self, out: Emitter) -> None:
+        for batch in read_events(
+            self.path, self.parser, self.ctx.sensor, self.stats, progress=self.progress
+        ):
+            await out.emit(batch)

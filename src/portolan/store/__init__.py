@@ -1,0 +1,182 @@
+"""The store: events and the tables kept beside them, in SQLite, PostgreSQL or MariaDB.
+
+:class:`Store` is the one interface. It is synchronous (the pipeline's store sink calls it
+from a worker thread; the server from its own threads) and safe to share between
+threads: every call takes a connection from the engine's pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from portolan.event import Event
+from portolan.store import query, schema
+from portolan.store.engine import (
+    StoreError,
+    create,
+    default_url,
+    explain,
+    from_us,
+    is_transient,
+    parse_url,
+    safe_url,
+    to_us,
+)
+from portolan.store.query import EventFilter, QueryError
+from portolan.store.writer import WRITE_HOOKS, WriteHook, WriteResult, write
+
+__all__ = [
+    "WRITE_HOOKS",
+    "EventFilter",
+    "QueryError",
+    "Store",
+    "StoreError",
+    "WriteHook",
+    "WriteResult",
+    "from_us",
+    "is_transient",
+    "to_us",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """Events in a SQL database; see the module docstring."""
+
+    def __init__(self, url: str, *, data_dir: Path | None = None) -> None:
+        text = url or default_url(data_dir or Path("."))
+        self.url = parse_url(text)
+        self.display = safe_url(make_url(text))
+        self.dialect = self.url.get_backend_name()
+        self.engine: Engine = create(self.url)
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (no password)."""
+        return self.display
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise explain(exc, self.display) from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reading (errors become :class:`StoreError`)."""
+        with self._errors(), self.engine.connect() as conn:
+            yield conn
+
+    # -- schema ------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Bring the schema up to date; returns the revisions applied."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        location = importlib.resources.files("portolan.store") / "migrations"
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(location))
+        script = ScriptDirectory.from_config(cfg)
+        with self._errors(), self.engine.begin() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            head = script.get_current_head()
+        applied = []
+        if before != head:
+            for rev in script.iterate_revisions(head, before):
+                applied.append(rev.revision)
+        return list(reversed(applied))
+
+    def revision(self) -> str | None:
+        """The schema revision of the database (None before the first migration)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.connect() as conn:
+            rev: str | None = MigrationContext.configure(conn).get_current_revision()
+            return rev
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(self, events: Sequence[Event]) -> WriteResult:
+        """Store a batch in one transaction; ids already stored are skipped."""
+        if not events:
+            return WriteResult()
+        now_us = to_us(dt.datetime.now(dt.UTC))
+        with self.engine.begin() as conn:
+            return write(conn, events, now_us)
+
+    def purge(self, before: dt.datetime, *, chunk: int = 50000) -> int:
+        """Delete events older than ``before`` (and sessions that ended before it)."""
+        cutoff = to_us(before)
+        E, S = schema.events, schema.sessions
+        deleted = 0
+        with self._errors():
+            while True:
+                with self.engine.begin() as conn:
+                    ids = conn.execute(
+                        sa.select(E.c.id).where(E.c.ts < cutoff).limit(chunk)
+                    ).scalars().all()
+                    if not ids:
+                        break
+                    for start in range(0, len(ids), 900):
+                        conn.execute(sa.delete(E).where(E.c.id.in_(ids[start : start + 900])))
+                    deleted += len(ids)
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(S).where(S.c.end_ts < cutoff))
+        return deleted
+
+    # -- reading -----------------------------------------------------------------------
+
+    def events(self, f: EventFilter | None = None, *, limit: int = 100,
+               before: tuple[dt.datetime, str] | None = None) -> list[Event]:
+        with self.connect() as conn:
+            return query.events(conn, f or EventFilter(), limit=limit, before=before)
+
+    def stats(self, field: str, f: EventFilter | None = None, *, limit: int = 10,
+              ) -> tuple[list[tuple[object, int]], int]:
+        with self.connect() as conn:
+            return query.stats(conn, field, f or EventFilter(), limit=limit)
+
+    def sessions(self, *, since: dt.datetime | None = None, active: bool = False,
+                 limit: int = 100, service: str | None = None) -> list[dict[str, object]]:
+        with self.connect() as conn:
+            return query.sessions(conn, since=since, active=active, limit=limit, service=service)
+
+    def count(self, f: EventFilter | None = None) -> int:
+        with self.connect() as conn:
+            return query.count_events(conn, f)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def wait_for(store: Store, seconds: float = 0.0) -> None:
+    """Check that the database answers, retrying for up to ``seconds``; raises
+    :class:`StoreError` with the reason when it does not."""
+    deadline = time.monotonic() + seconds
+    delay = 0.2
+    while True:
+        try:
+            with store.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return
+        except StoreError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,315 @@
+"""Writing batches: idempotent inserts, then the tables kept beside the events.
+
+One transaction per batch. The events are inserted in the fastest way each database
+offers (SQLite ``executemany``, PostgreSQL ``COPY`` into a temporary table, MariaDB
+multi-row ``INSERT IGNORE``), skipping ids already stored; then every write hook runs on
+the events that were really new (so a replay changes no count): the sessions, the
+addresses and the sensors tables, and whatever else registered a hook (rollups).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from portolan.event import FIELDS, Event
+from portolan.store import schema
+from portolan.store.engine import EPOCH, ONE_US, from_us, to_us
+
+WriteHook = Callable[[Connection, Sequence[Event], int], None]
+"""Called inside the batch's transaction with the new events and the time of writing
+(microseconds); must not commit."""
+
+#: Hooks run for every written batch, in order.
+WRITE_HOOKS: list[WriteHook] = []
+
+_json = msgspec.json.Encoder()
+_COLUMNS = tuple(c.name for c in schema.events.columns)
+assert _COLUMNS == FIELDS, "events table and Event fields must be in the same order"
+_TS = FIELDS.index("ts")
+_ATTRS = FIELDS.index("attrs")
+_RECEIVED = FIELDS.index("received")
+
+
+@dataclass
+class WriteResult:
+    """What one write did."""
+
+    stored: int = 0
+    duplicates: int = 0
+
+
+def event_row(event: Event) -> list[Any]:
+    """An event as the values of an ``events`` row, in column order."""
+    row = list(msgspec.structs.astuple(event))
+    row[_TS] = (row[_TS] - EPOCH) // ONE_US
+    attrs = row[_ATTRS]
+    row[_ATTRS] = _json.encode(attrs).decode() if attrs else None
+    received = row[_RECEIVED]
+    if received is not None:
+        row[_RECEIVED] = (received - EPOCH) // ONE_US
+    if row[FIELDS.index("payload")] is not None:
+        row[FIELDS.index("payload")] = bytes(row[FIELDS.index("payload")])
+    return row
+
+
+def write(conn: Connection, events: Sequence[Event], now_us: int) -> WriteResult:
+    """Store a batch in the connection's open transaction."""
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique.setdefault(event.id, event)
+    batch = list(unique.values())
+    rows = [event_row(e) for e in batch]
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        new_ids = _insert_postgresql(conn, rows)
+    else:
+        new_ids = _insert_generic(conn, rows, dialect)
+    new = batch if len(new_ids) == len(batch) else [e for e in batch if e.id in new_ids]
+    for hook in WRITE_HOOKS:
+        hook(conn, new, now_us)
+    return WriteResult(stored=len(new), duplicates=len(events) - len(new))
+
+
+def _existing(conn: Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    col = schema.events.c.id
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        found.update(conn.execute(sa.select(col).where(col.in_(chunk))).scalars())
+    return found
+
+
+def _insert_generic(conn: Connection, rows: list[list[Any]], dialect: str) -> set[str]:
+    ids = [r[0] for r in rows]
+    existing = _existing(conn, ids)
+    if existing:
+        rows = [r for r in rows if r[0] not in existing]
+    if not rows:
+        return set()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "sqlite":
+            marks = ",".join("?" * len(_COLUMNS))
+            cursor.executemany(f"INSERT OR IGNORE INTO events VALUES ({marks})", rows)
+        else:
+            marks = ",".join(["%s"] * len(_COLUMNS))
+            cols = ",".join(f"`{c}`" for c in _COLUMNS)
+            cursor.executemany(f"INSERT IGNORE INTO events ({cols}) VALUES ({marks})", rows)
+    finally:
+        cursor.close()
+    return {r[0] for r in rows}
+
+
+_PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
+
+
+def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS portolan_incoming "
+            "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY portolan_incoming ({_PG_COLS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO events ({_PG_COLS}) SELECT {_PG_COLS} FROM portolan_incoming "
+            "ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        new = {r[0] for r in cur.fetchall()}
+        cur.execute("DELETE FROM portolan_incoming")
+    return new
+
+
+# -- the tables kept beside the events ---------------------------------------------------
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: str,
+            update: Callable[[Any], dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, in each dialect's words. ``update`` gets
+    the "incoming row" namespace and returns column -> expression."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update(stmt.excluded)),
+                     rows)
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pstmt = pg_insert(table)
+        conn.execute(pstmt.on_conflict_do_update(index_elements=[key], set_=update(pstmt.excluded)),
+                     rows)
+    else:
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        mstmt = mysql_insert(table)
+        conn.execute(mstmt.on_duplicate_key_update(update(mstmt.inserted)), rows)
+
+
+def _least(conn: Connection, a: Any, b: Any) -> Any:
+    return sa.func.min(a, b) if conn.dialect.name == "sqlite" else sa.func.least(a, b)
+
+
+def _greatest(conn: Connection, a: Any, b: Any) -> Any:
+    return sa.func.max(a, b) if conn.dialect.name == "sqlite" else sa.func.greatest(a, b)
+
+
+FAILURE_ACTIONS = frozenset({"auth_failure", "invalid_user"})
+SUCCESS_ACTIONS = frozenset({"auth_success"})
+
+
+def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
+    """One row per remote address: first/last seen, counts, latest place and network."""
+    agg: dict[str, dict[str, Any]] = {}
+    for e in events:
+        ip = e.src_ip if e.direction == "inbound" else e.dst_ip
+        if not ip:
+            continue
+        ts = to_us(e.ts)
+        row = agg.get(ip)
+        if row is None:
+            row = agg[ip] = {
+                "ip": ip, "first_seen": ts, "last_seen": ts, "events": 0, "failures": 0,
+                "successes": 0, "country": e.country, "asn": e.asn, "as_org": e.as_org,
+                "starred": False, "note": None,
+            }
+        else:
+            row["first_seen"] = min(row["first_seen"], ts)
+            if ts >= row["last_seen"]:
+                row["last_seen"] = ts
+            if e.country:
+                row["country"], row["asn"], row["as_org"] = e.country, e.asn, e.as_org
+        row["events"] += 1
+        if e.action in FAILURE_ACTIONS:
+            row["failures"] += 1
+        elif e.action in SUCCESS_ACTIONS:
+            row["successes"] += 1
+    t = schema.ips
+    _upsert(conn, t, list(agg.values()), "ip", lambda x: {
+        "first_seen": _least(conn, t.c.first_seen, x.first_seen),
+        "last_seen": _greatest(conn, t.c.last_seen, x.last_seen),
+        "events": t.c.events + x.events,
+        "failures": t.c.failures + x.failures,
+        "successes": t.c.successes + x.successes,
+        "country": sa.func.coalesce(x.country, t.c.country),
+        "asn": sa.func.coalesce(x.asn, t.c.asn),
+        "as_org": sa.func.coalesce(x.as_org, t.c.as_org),
+    })
+
+
+def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> None:
+    """Every sensor that reports: last contact, newest event time, event count."""
+    agg: dict[str, dict[str, Any]] = {}
+    for e in events:
+        ts = to_us(e.ts)
+        row = agg.get(e.sensor)
+        if row is None:
+            agg[e.sensor] = {"name": e.sensor, "first_seen": now_us, "last_seen": now_us,
+                             "last_event_ts": ts, "events": 1, "version": None, "attrs": None}
+        else:
+            row["events"] += 1
+            row["last_event_ts"] = max(row["last_event_ts"], ts)
+    t = schema.sensors
+    _upsert(conn, t, list(agg.values()), "name", lambda x: {
+        "last_seen": x.last_seen,
+        "last_event_ts": _greatest(conn, sa.func.coalesce(t.c.last_event_ts, 0), x.last_event_ts),
+        "events": t.c.events + x.events,
+    })
+
+
+OPEN_ACTIONS = frozenset({"connect", "auth_success"})
+CLOSE_ACTIONS = frozenset({"disconnect", "session_end"})
+
+
+def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
+    """Pair connects with disconnects by ``Event.session``: start, end, duration.
+
+    A connect opens (or completes) the session's row; a disconnect closes it, computing
+    the duration from the start when the event does not carry one. A disconnect whose
+    connect was never seen is kept, with no start. Other events of the session fill in
+    what is missing (the user name, the place).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if not e.session:
+            continue
+        row = rows.get(e.session)
+        if row is None:
+            row = rows[e.session] = {
+                "id": e.session, "sensor": e.sensor, "source": e.source, "service": e.service,
+                "proto": e.proto, "src_ip": e.src_ip, "src_port": e.src_port,
+                "dst_ip": e.dst_ip, "dst_port": e.dst_port, "user": e.user, "start_ts": None,
+                "end_ts": None, "duration": None, "bytes_in": None, "bytes_out": None,
+                "attrs": {}, "country": e.country, "city": e.city, "lat": e.lat, "lon": e.lon,
+                "asn": e.asn, "as_org": e.as_org,
+            }
+        ts = to_us(e.ts)
+        if e.action in OPEN_ACTIONS and (row["start_ts"] is None or ts < row["start_ts"]):
+            row["start_ts"] = ts
+        if e.action in CLOSE_ACTIONS:
+            row["end_ts"] = ts
+            if e.duration is not None:
+                row["duration"] = e.duration
+            if e.bytes_in is not None:
+                row["bytes_in"] = e.bytes_in
+            if e.bytes_out is not None:
+                row["bytes_out"] = e.bytes_out
+        if e.user and not row["user"]:
+            row["user"] = e.user
+        if e.attrs:
+            row["attrs"].update(e.attrs)
+    if not rows:
+        return
+    t = schema.sessions
+    known: dict[str, tuple[int | None, str | None]] = {}
+    ids = list(rows)
+    for start in range(0, len(ids), 900):
+        q = sa.select(t.c.id, t.c.start_ts, t.c.attrs).where(t.c.id.in_(ids[start : start + 900]))
+        for sid, start_ts, attrs in conn.execute(q):
+            known[sid] = (start_ts, attrs)
+    for sid, row in rows.items():
+        old_start, old_attrs = known.get(sid, (None, None))
+        if old_attrs:
+            merged = json.loads(old_attrs)
+            merged.update(row["attrs"])
+            row["attrs"] = merged
+        start_ts = row["start_ts"] if row["start_ts"] is not None else old_start
+        if old_start is not None and row["start_ts"] is not None:
+            start_ts = min(old_start, row["start_ts"])
+        row["start_ts"] = start_ts
+        if row["end_ts"] is not None and row["duration"] is None and start_ts is not None:
+            row["duration"] = max(0.0, (row["end_ts"] - start_ts) / 1e6)
+        row["attrs"] = _json.encode(row["attrs"]).decode() if row["attrs"] else None
+    _upsert(conn, t, list(rows.values()), "id", lambda x: {
+        "start_ts": x.start_ts,
+        "end_ts": sa.func.coalesce(x.end_ts, t.c.end_ts),
+        "duration": sa.func.coalesce(x.duration, t.c.duration),
+        "bytes_in": sa.func.coalesce(x.bytes_in, t.c.bytes_in),
+        "bytes_out": sa.func.coalesce(x.bytes_out, t.c.bytes_out),
+        "user": sa.func.coalesce(t.c.user, x.user),
+        "attrs": x.attrs,
+        "country": sa.func.coalesce(x.country, t.c.country),
+        "city": sa.func.coalesce(x.city, t.c.city),
+        "lat": sa.func.coalesce(x.lat, t.c.lat),
+        "lon": sa.func.coalesce(x.lon, t.c.lon),
+        "asn": sa.func.coalesce(x.asn, t.c.asn),
+        "as_org": sa.func.coalesce(x.as_org, t.c.as_org),
+    })
+
+
+WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
+
+__all__ = ["WRITE_HOOKS", "WriteHook", "WriteResult", "event_row", "from_us", "write"]

@@ -1,0 +1,1 @@
+"""``portolan top``: the terminal live view."""
