@@ -22,7 +22,7 @@ import re
 import socket
 import textwrap
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,8 +51,19 @@ class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every ``[table]`` of the config."""
 
 
-#: Every table of the config, by name.
-SECTIONS: Registry[type[Section]] = Registry("config table")
+@dataclass(frozen=True)
+class NamedTables:
+    """A table of named tables, each of one struct: ``[formats.myapp]``, ``[formats.other]``."""
+
+    item: type[Section]
+
+
+#: Every table of the config, by name: a :class:`Section` type, or :class:`NamedTables`.
+SECTIONS: Registry[Any] = Registry("config table")
+
+#: Called with every validated config (parts that register things named in the config,
+#: such as user-defined formats). A hook raises :class:`ConfigError` for what it refuses.
+LOAD_HOOKS: list[Callable[[Config], None]] = []
 
 
 class StoreSection(Section):
@@ -101,7 +112,7 @@ class Config:
     """A loaded, validated configuration."""
 
     top: TopLevel = field(default_factory=TopLevel)
-    sections: dict[str, Section] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
     sources: list[SourceOptions] = field(default_factory=list)
     path: Path | None = None
     """The file it came from, if any."""
@@ -188,7 +199,17 @@ def validate(raw: dict[str, Any], where: str = "configuration", path: Path | Non
         typ = SECTIONS.get(key)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key}: must be a table ([{key}])")
-        config.sections[key] = _convert(value, typ, where, key)
+        if isinstance(typ, NamedTables):
+            named = {}
+            for name, table in value.items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{where}: {key}.{name}: must be a table ([{key}.{name}])")
+                named[name] = _convert(table, typ.item, where, f"{key}.{name}")
+            config.sections[key] = named
+        else:
+            config.sections[key] = _convert(value, typ, where, key)
+    for hook in LOAD_HOOKS:
+        hook(config)
     return config
 
 
@@ -323,11 +344,13 @@ def _comment(text: str, indent: str = "# ") -> list[str]:
 def _struct_lines(typ: type[msgspec.Struct], instance: msgspec.Struct | None = None) -> list[str]:
     docs = field_docs(typ)
     lines: list[str] = []
-    inst = instance if instance is not None else typ()
+    inst = instance if instance is not None else _maybe_default(typ)
     for name in typ.__struct_fields__:
         if name in docs:
             lines.extend(_comment(docs[name]))
-        lines.append(f"# {name} = {_toml_value(msgspec.to_builtins(getattr(inst, name)))}")
+        value = (_toml_value(msgspec.to_builtins(getattr(inst, name)))
+                 if inst is not None else "...")
+        lines.append(f"# {name} = {value}")
     return lines
 
 
@@ -341,6 +364,11 @@ def example_config() -> str:
     out.extend(_struct_lines(TopLevel))
     for name, typ in SECTIONS.items():
         out.append("")
+        if isinstance(typ, NamedTables):
+            out.extend(_comment(inspect.cleandoc(typ.item.__doc__ or name)))
+            out.append(f"# [{name}.NAME]")
+            out.extend(_struct_lines(typ.item, _maybe_default(typ.item)))
+            continue
         out.extend(_comment(inspect.cleandoc(typ.__doc__ or name)))
         out.append(f"[{name}]")
         out.extend(_struct_lines(typ))
@@ -385,6 +413,10 @@ def markdown_reference() -> str:
     ]
     out.extend(_md_table(TopLevel))
     for name, typ in SECTIONS.items():
+        if isinstance(typ, NamedTables):
+            out += ["", f"## `[{name}.NAME]`", "", inspect.cleandoc(typ.item.__doc__ or ""), ""]
+            out.extend(_md_table(typ.item))
+            continue
         out += ["", f"## `[{name}]`", "", inspect.cleandoc(typ.__doc__ or ""), ""]
         out.extend(_md_table(typ))
     out += ["", "## `[[sources]]`", "",
