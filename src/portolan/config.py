@@ -83,8 +83,8 @@ class StoreSection(Section):
 class PipelineSection(Section):
     """How events flow from sources to sinks."""
 
-    batch_size: int = 1000
-    """Events per batch written to the store."""
+    batch_size: int = 5000
+    """Most events per batch written to the store (one transaction each)."""
     batch_delay: float = 0.25
     """Longest wait, in seconds, before a batch that is not full is written anyway."""
     queue_size: int = 64

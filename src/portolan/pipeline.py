@@ -66,7 +66,7 @@ class Pipeline:
         enrichers: Sequence[Enricher] = (),
         sinks: Sequence[Sink] = (),
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         batch_delay: float = 0.25,
         queue_size: int = 64,
         side_queue_size: int = 64,

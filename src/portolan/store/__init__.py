@@ -121,21 +121,22 @@ class Store:
             return write(conn, events, now_us)
 
     def purge(self, before: dt.datetime, *, chunk: int = 50000) -> int:
-        """Delete events older than ``before`` (and sessions that ended before it)."""
+        """Delete events older than ``before`` (and sessions that ended before it), in
+        transactions of about ``chunk`` events, oldest first."""
         cutoff = to_us(before)
         E, S = schema.events, schema.sessions
         deleted = 0
         with self._errors():
             while True:
                 with self.engine.begin() as conn:
-                    ids = conn.execute(
-                        sa.select(E.c.id).where(E.c.ts < cutoff).limit(chunk)
-                    ).scalars().all()
-                    if not ids:
-                        break
-                    for start in range(0, len(ids), 900):
-                        conn.execute(sa.delete(E).where(E.c.id.in_(ids[start : start + 900])))
-                    deleted += len(ids)
+                    edge = conn.execute(
+                        sa.select(E.c.ts).order_by(E.c.ts).offset(chunk).limit(1)
+                    ).scalar()
+                    upto = cutoff if edge is None else min(cutoff, edge)
+                    gone = conn.execute(sa.delete(E).where(E.c.ts < upto)).rowcount
+                deleted += gone
+                if upto == cutoff:
+                    break
             with self.engine.begin() as conn:
                 conn.execute(sa.delete(S).where(S.c.end_ts < cutoff))
         return deleted

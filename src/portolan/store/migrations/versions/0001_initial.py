@@ -16,7 +16,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "events",
-        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("id", sa.String(64), nullable=False),
         sa.Column("ts", sa.BigInteger, nullable=False),
         sa.Column("sensor", sa.String(256), nullable=False),
         sa.Column("source", sa.String(256), nullable=False),
@@ -46,8 +46,8 @@ def upgrade() -> None:
         sa.Column("network", sa.String(64)),
         sa.Column("geo_db", sa.String(256)),
         sa.Column("received", sa.BigInteger),
+        sa.PrimaryKeyConstraint("ts", "id", name="pk_events"),
     )
-    op.create_index("ix_events_ts", "events", ["ts"])
     op.create_index("ix_events_src_ip_ts", "events", ["src_ip", "ts"])
     op.create_table(
         "sessions",
