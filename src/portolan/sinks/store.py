@@ -9,12 +9,14 @@ that cannot be stored are skipped and counted.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from portolan.event import Event
 from portolan.pipeline import PipelineStats
-from portolan.runtime import Runtime
+from portolan.runtime import SERVICES, Runtime, ServiceSpec
 from portolan.sinks.base import SINKS, SinkSpec
 from portolan.store import Store, WriteResult, is_transient
 
@@ -36,6 +38,7 @@ class StoreSink:
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self.retries = 0
         stats.extra.setdefault("stored", 0)
         stats.extra.setdefault("duplicates", 0)
         stats.extra.setdefault("rejected", 0)
@@ -50,6 +53,7 @@ class StoreSink:
             except Exception as exc:
                 if not is_transient(exc) or self.give_up.is_set():
                     raise
+                self.retries += 1
                 if not warned:
                     log.warning("store %s unavailable (%s); holding %d events and retrying",
                                 self.store.where, str(exc).splitlines()[0], len(events))
@@ -95,3 +99,27 @@ def _make(runtime: Runtime) -> StoreSink | None:
 
 
 SINKS.add("store", SinkSpec("store", "events into the SQL store", _make))
+
+
+async def retention(store: Store, days: int, *, every: float = 3600.0) -> None:
+    """Delete events older than ``days``, now and then every ``every`` seconds."""
+    while True:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        try:
+            deleted = await asyncio.to_thread(store.purge, cutoff)
+            if deleted:
+                log.info("retention: %d events older than %d days deleted", deleted, days)
+        except Exception as exc:
+            log.warning("retention: purge failed: %s", exc)
+        await asyncio.sleep(every)
+
+
+def _retention(runtime: Runtime) -> Coroutine[Any, Any, None] | None:
+    days = runtime.config.store.retention_days
+    if days <= 0 or not runtime.config.store.enabled:
+        return None
+    return retention(runtime.store(), days)
+
+
+SERVICES.add("retention", ServiceSpec(
+    "retention", "deletes events older than [store] retention_days, hourly", _retention))
