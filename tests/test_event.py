@@ -100,3 +100,16 @@ def test_clip() -> None:
     assert clip("abc", 5) == "abc"
     assert clip("abcdef", 4) == "abc…"
     assert clip(None) is None
+
+
+def test_every_field_is_documented() -> None:
+    """docs/events.md lists every field of the schema (and no field that does not exist)."""
+    import re
+    from pathlib import Path
+
+    from portolan.event import FIELDS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
+    listed = re.findall(r"^\| `([a-z_]+)` \|", text, re.M)
+    expected = ["payload_hex" if f == "payload" else f for f in FIELDS]
+    assert listed == expected

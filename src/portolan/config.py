@@ -417,7 +417,8 @@ def markdown_reference() -> str:
             out += ["", f"## `[{name}.NAME]`", "", inspect.cleandoc(typ.item.__doc__ or ""), ""]
             out.extend(_md_table(typ.item))
             continue
-        out += ["", f"## `[{name}]`", "", inspect.cleandoc(typ.__doc__ or ""), ""]
+        intro = inspect.cleandoc(typ.__doc__ or "").replace("``", "`")
+        out += ["", f"## `[{name}]`", "", intro, ""]
         out.extend(_md_table(typ))
     out += ["", "## `[[sources]]`", "",
             "One table per input. `type` chooses the kind; each kind adds its own keys.", ""]
@@ -438,7 +439,7 @@ def _md_table(typ: type[msgspec.Struct], instance: msgspec.Struct | None = None)
             if inst is not None
             else "required"
         )
-        doc = docs.get(name, "").replace("\n", " ").replace("|", "\\|")
+        doc = docs.get(name, "").replace("\n", " ").replace("|", "\\|").replace("``", "`")
         rows.append(f"| `{name}` | `{default}` | {doc} |")
     return rows
 
