@@ -11,8 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 #: Real sample logs, captures and GeoIP test databases, kept beside the repository.
-SHARED_DATA = Path(os.environ.get("PORTOLAN_SHARED_DATA", REPO.parent / "shared" / "data"))
-REQUIRE_SERVICES = os.environ.get("PORTOLAN_REQUIRE_SERVICES") == "1"
+SHARED_DATA = Path(os.environ.get("PORTOLAN_TEST_SHARED_DATA", REPO.parent / "shared" / "data"))
+REQUIRE_SERVICES = os.environ.get("PORTOLAN_TEST_REQUIRE_SERVICES") == "1"
 
 PG_ADMIN = os.environ.get("PORTOLAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN = os.environ.get("PORTOLAN_TEST_MARIADB", "mysql://root@127.0.0.1:3306/")

@@ -90,6 +90,13 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert config.sensor == "from-env"
 
 
+def test_other_portolan_variables_are_not_settings() -> None:
+    config = load(None, {"PORTOLAN_TEST_SOMETHING": "1", "PORTOLAN_STORE__URL": "sqlite:///c.db"})
+    assert config.store.url == "sqlite:///c.db"
+    with pytest.raises(ConfigError, match=r"unknown key 'store\.ulr'"):
+        load(None, {"PORTOLAN_STORE__ULR": "x"})
+
+
 def test_environment_values_are_validated() -> None:
     with pytest.raises(ConfigError, match=r"pipeline\.batch_size"):
         load(None, {"PORTOLAN_PIPELINE__BATCH_SIZE": "lots"})

@@ -268,12 +268,17 @@ def _hints(typ: type[Any]) -> dict[str, Any]:
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Merge ``PORTOLAN_KEY`` / ``PORTOLAN_TABLE__KEY`` variables into ``raw``. Variables
+    whose first part names no top-level key or table are not Portolan settings (other
+    ``PORTOLAN_*`` variables) and are left alone; a wrong key inside a known table is an
+    error, like in the file."""
     skip = {"PORTOLAN_CONFIG", "PORTOLAN_DATA_DIR"}
+    known = set(TopLevel.__struct_fields__) | set(SECTIONS.names())
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name in skip:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
-        if not all(parts):
+        if not all(parts) or parts[0] not in known:
             continue
         target = raw
         for part in parts[:-1]:
