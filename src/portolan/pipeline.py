@@ -99,6 +99,10 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event | None = None) -> PipelineStats:
         """Run until every source is exhausted or ``stop`` is set; then drain and close."""
+        for sink in [*self.durable, *self.side]:
+            start = getattr(sink, "start", None)
+            if start is not None:  # optional: sinks with work left from an earlier run
+                start()
         batcher = asyncio.create_task(self._batcher(), name="pipeline-batcher")
         writer = asyncio.create_task(self._writer(), name="pipeline-writer")
         side = [

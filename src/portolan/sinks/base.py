@@ -35,6 +35,10 @@ class Sink(Protocol):
         ...
 
 
+# A sink may also have ``start()``, called when the pipeline starts (the forwarder sends
+# what an earlier run left in its spool).
+
+
 @dataclass(frozen=True)
 class SinkSpec:
     """A kind of sink as registered: built from the config, or absent (``None``)."""
