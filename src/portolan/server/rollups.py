@@ -294,7 +294,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
         q = q.order_by(sa.desc("n"), expr).limit(limit)
     out: dict[str, list[Any]] = {}
     for k, count, lab in conn.execute(q):
-        item = "" if k is None else str(k)
+        item = "" if k is None else str(k)[:ITEM_MAX]
         prev = out.get(item)
         if prev is None:
             out[item] = [int(count), lab]
