@@ -176,15 +176,21 @@ def counts(request: Request, st: ServerState) -> Response:
                             f"{', '.join(rollups.DIMS)}")
     f = event_filter(request, st)
     limit = _int(request, "limit", 10, 1, LIMIT_MAX)
+    merge = field == "ip" and st.privacy.mode == "truncate"
     with st.store.connect() as conn:
-        result = rollups.counts(conn, field, f, limit=limit)
-    items = []
+        # truncated addresses share their network: count more, then add up per network
+        result = rollups.counts(conn, field, f, limit=limit * 20 if merge else limit)
+    merged: dict[Any, list[Any]] = {}
     for key, label, n in result.top:
         if field == "ip" and isinstance(key, str):
             key = st.privacy.address(key)
-        items.append(shapes.CountItem(key=key, label=label, count=n))
-    return json_response(shapes.Counts(field=field, items=items, other=result.other,
-                                       total=result.total))
+        row = merged.setdefault(key, [label, 0])
+        row[1] += n
+    ordered = sorted(merged.items(), key=lambda kv: -kv[1][1])[:limit]
+    items = [shapes.CountItem(key=k, label=lab, count=n) for k, (lab, n) in ordered]
+    return json_response(shapes.Counts(
+        field=field, items=items, other=result.total - sum(i.count for i in items),
+        total=result.total))
 
 
 @guarded()
