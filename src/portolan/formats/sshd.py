@@ -193,7 +193,9 @@ class SshdParser:
                 return released
             return released or None
         events = self._events(*found, ts, head.host, head.pid, count)
-        return released + events if released else events
+        # Released events go last: a line's own events keep their index (and so their id)
+        # whether or not a PAM failure happened to be waiting when it was read.
+        return events + released if released else events
 
     @staticmethod
     def _match(msg: str) -> tuple[str, re.Match[str], str | None] | None:
@@ -219,27 +221,28 @@ class SshdParser:
             port = None
         out: list[Event] = []
         conn = self._conn(f"{host}\x1f{pid}", ts, host, ip, action) if pid else None
+        held: Event | None = None
         if conn is not None:
             if conn.pam is not None:
                 if name != "failed":  # else sshd reports the attempt PAM told about
-                    out.append(conn.pam)
+                    held = conn.pam
                 conn.pam = None
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return out
+                    return out + [held] if held is not None else out
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return out
+            return out + [held] if held is not None else out
         ip = ip[:_IP_MAX]
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
             method = groups["method"]
             if method == "none":  # the client asking which methods exist
-                return out
+                return out + [held] if held is not None else out
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
                 attrs["valid_user"] = not groups["invalid"]
@@ -253,12 +256,12 @@ class SshdParser:
                 out.append(event)
             else:
                 conn.pam = event
-            return out
+            return out + [held] if held is not None else out
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         if action == "close":
             if conn is not None and conn.closed:
-                return out
+                return out + [held] if held is not None else out
             action = "disconnect"
         if conn is not None and action in ("connect", "auth_success"):
             conn.opened = True
@@ -275,7 +278,7 @@ class SshdParser:
                                            {"reason": attrs.get("reason", name)}, conn))
                 out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
             conn.closed = True
-        return out
+        return out + [held] if held is not None else out
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
