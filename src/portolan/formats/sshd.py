@@ -229,20 +229,20 @@ class SshdParser:
                 conn.pam = None
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return out + [held] if held is not None else out
+                    return _with(out, held)
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return out + [held] if held is not None else out
+            return _with(out, held)
         ip = ip[:_IP_MAX]
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
             method = groups["method"]
             if method == "none":  # the client asking which methods exist
-                return out + [held] if held is not None else out
+                return _with(out, held)
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
                 attrs["valid_user"] = not groups["invalid"]
@@ -256,12 +256,12 @@ class SshdParser:
                 out.append(event)
             else:
                 conn.pam = event
-            return out + [held] if held is not None else out
+            return _with(out, held)
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         if action == "close":
             if conn is not None and conn.closed:
-                return out + [held] if held is not None else out
+                return _with(out, held)
             action = "disconnect"
         if conn is not None and action in ("connect", "auth_success"):
             conn.opened = True
@@ -278,7 +278,7 @@ class SshdParser:
                                            {"reason": attrs.get("reason", name)}, conn))
                 out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
             conn.closed = True
-        return out + [held] if held is not None else out
+        return _with(out, held)
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
@@ -336,6 +336,10 @@ class SshdParser:
 
 
 _SECOND = dt.timedelta(seconds=1)
+
+
+def _with(events: list[Event], held: Event | None) -> list[Event]:
+    return events if held is None else [*events, held]
 
 
 def _make(ctx: ParseContext) -> SshdParser:
