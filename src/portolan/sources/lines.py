@@ -34,6 +34,21 @@ def fingerprint(first_line: bytes) -> str:
     return hashlib.blake2b(first_line[:FINGERPRINT_BYTES], digest_size=8).hexdigest()
 
 
+def first_line(f: BinaryIO, final: bool = True) -> bytes | None:
+    """The bytes that identify a file (its first line, newline included, at most
+    :data:`FINGERPRINT_BYTES`), read without moving ``f``. ``None`` while that line is not
+    complete yet in a file still being written (``final=False``)."""
+    here = f.tell()
+    f.seek(0)
+    first = f.readline(FINGERPRINT_BYTES)
+    f.seek(here)
+    if not first:
+        return None
+    if not final and not first.endswith(b"\n") and len(first) < FINGERPRINT_BYTES:
+        return None
+    return first
+
+
 def open_binary(path: Path) -> BinaryIO:
     """Open a file for reading, transparently decompressing gzip (``auth.log.2.gz``)."""
     f = path.open("rb")
@@ -137,9 +152,7 @@ def read_events(
 ) -> Iterator[list[Event]]:
     """Every event of a whole file, in batches of about ``chunk``."""
     with open_binary(path) as f:
-        first = f.readline(FINGERPRINT_BYTES)
-        f.seek(0)
-        feeder = LineFeeder(parser, sensor, fingerprint(first), stats)
+        feeder = LineFeeder(parser, sensor, fingerprint(first_line(f) or b""), stats)
         batch: list[Event] = []
         done = 0
         for offset, raw in iter_lines(f):

@@ -1,0 +1,351 @@
+"""``sshd``: OpenSSH's log lines as login attempts, connections and probes.
+
+One event per thing that happened, not per line:
+
+- ``auth_failure``: one tried credential (``Failed password``, ``publickey``,
+  ``keyboard-interactive``, ``hostbased``...; attrs ``method``, ``valid_user``), a refused
+  user (``not allowed because...``, ``ROOT LOGIN REFUSED``), or a PAM failure that sshd did
+  not report itself. A PAM line that repeats a ``Failed`` line of the same sshd process
+  is folded into it, so an attempt is never counted twice.
+- ``invalid_user``: a name that does not exist (``Invalid user X from ...``, once per
+  connection; each password then tried is an ``auth_failure`` with ``valid_user=false``).
+- ``auth_success``: ``Accepted METHOD for USER``; opens the SSH session.
+- ``connect``: ``Connection from ...`` (LogLevel VERBOSE); opens the session.
+- ``disconnect``: the first line that ends a connection (closed, reset, disconnected,
+  too many authentication failures); closes the session, with its duration.
+- ``probe``: a peer that never tried to log in (no identification string, bad banner,
+  key exchange or negotiation failure, timeout before authentication).
+
+``message repeated N times: [ ... ]`` counts N times. Every event of one connection
+carries the same ``session`` (sensor, host, sshd pid and the connection's first time), so
+the store pairs its connect with its disconnect.
+
+The user name is attacker text and may imitate the rest of the line
+(``Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from 127.0.0.1
+port 58946 ssh2``): the patterns take the source from where sshd writes it (the *first*
+``from HOST port N`` that the known end of the line follows), never from the user's text.
+The patterns are data (:data:`PATTERNS`); each has annotated samples in
+``tests/formats/samples/sshd.log``.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from portolan.event import Event, clip, make_id
+from portolan.formats.base import FORMATS, FormatSpec, ParseContext
+from portolan.formats.header import SyslogClock, split
+
+PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)"})
+#: sshd processes whose connection state is remembered (oldest forgotten first).
+MAX_PROCESSES = 4096
+#: A PAM failure waits this long for the ``Failed`` line that repeats it.
+PAM_WAIT = dt.timedelta(seconds=10)
+
+_H = r"(?P<ip>[^\s\[]\S*?)"  # a host as sshd writes it: IPv4, IPv6, ::ffff:, a name
+_PORT = r"(?: port (?P<port>\d+))"
+_U = r"(?P<user>.*?)"
+
+# (name, pattern, action), tried on the message after any "error: " or "fatal: ". Action
+# None: recognised, reports nothing by itself; "pam": held until it is known whether sshd
+# reports the attempt itself; "close": a disconnect unless the connection already closed.
+# Named groups: ip, port, user (guser: the same, where it stands before the address),
+# method, invalid, reason, dst_ip, dst_port.
+PATTERNS: list[tuple[str, str, str | None]] = [
+    ("failed", rf"Failed (?P<method>\S+) for (?P<invalid>invalid user )?{_U} from {_H}"
+               rf"{_PORT}?(?: ssh\d?)?(?:: .*)?$", "auth_failure"),
+    ("accepted", rf"Accepted (?P<method>\S+) for {_U} from {_H}{_PORT}(?: ssh\d?)?(?:: .*)?$",
+     "auth_success"),
+    ("invalid", rf"Invalid user {_U} from {_H}{_PORT}?\s*$", "invalid_user"),
+    ("illegal", rf"Illegal user {_U} from {_H}{_PORT}?\s*$", "invalid_user"),
+    ("connection", rf"Connection from {_H}{_PORT}?(?: on (?P<dst_ip>\S+) port (?P<dst_port>\d+)"
+                   r"(?: rdomain .*)?)?$", "connect"),
+    ("closed_user", rf"Connection (?:closed|reset) by (?:authenticating|invalid) user "
+                    rf"(?P<guser>.*) {_H}{_PORT}(?: \[preauth\])?$", "close"),
+    ("closed", rf"Connection (?:closed|reset) by {_H}{_PORT}?(?: \[preauth\])?$", "close"),
+    ("disconnected_user", rf"Disconnected from (?:authenticating |invalid )?user (?P<guser>.*) "
+                          rf"{_H}{_PORT}(?: \[preauth\])?$", "close"),
+    ("disconnected", rf"Disconnected from {_H}{_PORT}?(?: \[preauth\])?$", "close"),
+    ("received_disconnect", rf"Received disconnect from {_H}{_PORT}?: ?\d+: ?(?P<reason>.*?)"
+                            r"(?: \[preauth\])?$", "close"),
+    ("disconnecting_user", rf"Disconnecting (?:authenticating |invalid )?user (?P<guser>.*) {_H}"
+                           rf"{_PORT}: (?P<reason>.*?)(?: \[preauth\])?$", "close"),
+    ("disconnecting", r"Disconnecting: (?P<reason>.*?)(?: for (?P<user>.*?))?(?: \[preauth\])?$",
+     "close"),
+    ("max_attempts", rf"maximum authentication attempts exceeded for (?:invalid user )?"
+                     rf"{_U} from {_H}{_PORT}?(?: ssh\d?)?(?: \[preauth\])?$", "close"),
+    ("socket", r"Read from socket failed: (?P<reason>.*?)(?: \[preauth\])?$", "close"),
+    ("session_closed", r"pam_unix\(sshd:session\): session closed for user (?P<user>.*)$",
+     "close"),
+    ("timeout", rf"Timeout before authentication for (?:connection from )?{_H}"
+                rf"(?:{_PORT}| to \S+, pid = \d+)?$", "probe"),
+    ("no_ident", rf"Did not receive identification string from {_H}{_PORT}?$", "probe"),
+    ("bad_version", rf"Bad protocol version identification '(?P<reason>.*)' from {_H}{_PORT}?$",
+     "probe"),
+    ("banner", rf"banner exchange: Connection from {_H}{_PORT}?: (?P<reason>.*)$", "probe"),
+    ("negotiate", rf"Unable to negotiate with {_H}{_PORT}?: (?P<reason>[^.]*)", "probe"),
+    ("negotiate_kex", r"(?P<reason>Unable to negotiate a key exchange method)", "probe"),
+    ("no_matching", r"(?P<reason>no matching \S+ found)", "probe"),
+    ("kex", r"kex_exchange_identification: (?P<reason>.*)$", "probe"),
+    ("dispatch", rf"ssh_dispatch_run_fatal: Connection from {_H}{_PORT}?: (?P<reason>.*?)"
+                 r"(?: \[preauth\])?$", "probe"),
+    ("not_allowed", rf"User {_U} from {_H} not allowed because (?P<reason>.*)$", "auth_failure"),
+    ("root_refused", rf"ROOT LOGIN REFUSED FROM {_H}{_PORT}?(?: \[preauth\])?$",
+     "auth_failure"),
+    ("refused_connect", r"refused connect from \S* ?\((?P<ip>[^)\s]+)\)$", "probe"),
+    ("pam_unix", r"pam_unix\(sshd:auth\): authentication failure; .*?rhost=(?P<ip>\S+)"
+                 r"(?:\s+user=(?P<user>\S+))?", "pam"),
+    ("pam_old", r"authentication failure; .*?rhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?",
+     "pam"),
+    ("pam_error", rf"PAM: (?:[Aa]uthentication (?:failure|error)|User not known to the "
+                  rf"underlying authentication module) for (?:illegal user )?{_U} from {_H}"
+                  r"(?: via \S+)?\s*$", "pam"),
+]
+
+#: Recognised sshd messages that report nothing (they repeat or precede a line above, or
+#: say nothing about a peer).
+NOISE = re.compile(
+    r"(?:Postponed |Failed none for |pam_unix\(sshd:(?:session|auth)\): |PAM \d+ more |"
+    r"input_userauth_request: |User \S+ not allowed because |Address .* POSSIBLE BREAK-IN|"
+    r"SSH: Server;|Server listening on |Received signal |Starting session: |"
+    r"Close session: |User child is on pid |Transferred: |PAM: |reverse mapping checking |"
+    r"Accepted key |pam_systemd|Disconnecting|Connection closed|Connection reset|"
+    r"kex_exchange_identification|Unable to negotiate|Read from socket|"
+    r"Timeout before authentication|Exiting on signal|syslogin_perform_logout|"
+    r"Received disconnect|Disconnected from|Invalid user|error: |fatal: )"
+)
+_REPEATED = re.compile(r"message repeated (\d+) times: \[ ?(.*?) ?\]$")
+_SOLARIS = re.compile(r"\[ID \d+ [\w.]+\] ")
+_KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ")
+_WORD = re.compile(r"[A-Za-z_]+")
+#: Patterns by the first word of the message they can match, so that most lines try one
+#: or two patterns instead of all of them.
+_BY_WORD: dict[str, list[tuple[str, re.Pattern[str], str | None]]] = {}
+for _name, _pattern, _action in PATTERNS:
+    _key = _WORD.match(_pattern.removeprefix("(?P<reason>"))
+    assert _key is not None, _name
+    _BY_WORD.setdefault(_key[0], []).append((_name, re.compile(_pattern), _action))
+_CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "negotiate",
+                             "negotiate_kex", "no_matching", "kex", "dispatch"})
+_IP_MAX = 64
+
+
+@dataclass
+class _Conn:
+    """What one sshd process (one connection) has said so far."""
+
+    start: dt.datetime
+    session: str
+    ip: str | None = None
+    port: int | None = None
+    user: str | None = None
+    opened: bool = False
+    closed: bool = False
+    pam: Event | None = None
+
+
+class SshdParser:
+    """See the module docstring. Options: ``timezone`` of syslog times without an offset
+    (an IANA name; default: the local one)."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.ctx = ctx
+        tz_name = ctx.options.get("timezone")
+        self.tz: dt.tzinfo | None = ZoneInfo(str(tz_name)) if tz_name else None
+        self.clock = SyslogClock(ctx.now, self.tz)
+        self.conns: collections.OrderedDict[str, _Conn] = collections.OrderedDict()
+        self.sensor = ctx.sensor
+        self.source = ctx.source
+        self._held: list[Event] = []
+        self._last_sweep: dt.datetime | None = None
+
+    def parse(self, line: str) -> list[Event] | None:
+        head = split(line, self.clock, self.tz or dt.UTC)
+        if head is None:
+            return None
+        if head.program not in PROGRAMS:
+            return [] if head.program else None
+        ts = head.ts or self.ctx.now()
+        msg = head.message
+        if msg.startswith("["):
+            msg = _SOLARIS.sub("", msg, count=1)
+        elif msg.startswith("kernel:"):
+            msg = _KERNEL.sub("", msg, count=1)
+        count = 1
+        if msg.startswith("message repeated "):
+            rm = _REPEATED.match(msg)
+            if rm is None:
+                return None
+            count, msg = min(int(rm[1]), 10000), rm[2]
+        if msg.startswith(("error: ", "fatal: ")):
+            msg = msg[7:]
+        released = self._release(ts)
+        found = self._match(msg)
+        if found is None:
+            if NOISE.match(msg):
+                return released
+            return released or None
+        events = self._events(*found, ts, head.host, head.pid, count)
+        # Released events go last: a line's own events keep their index (and so their id)
+        # whether or not a PAM failure happened to be waiting when it was read.
+        return events + released if released else events
+
+    @staticmethod
+    def _match(msg: str) -> tuple[str, re.Match[str], str | None] | None:
+        word = _WORD.match(msg)
+        if word is None:
+            return None
+        for name, pattern, action in _BY_WORD.get(word[0], ()):
+            m = pattern.match(msg)
+            if m is not None:
+                return name, m, action
+        return None
+
+    def _events(self, name: str, m: re.Match[str], action: str | None, ts: dt.datetime,
+                host: str, pid: str, count: int) -> list[Event]:
+        groups = m.groupdict()
+        ip = groups.get("ip")
+        user = groups.get("user")
+        if user is None:
+            user = groups.get("guser")
+        port_text = groups.get("port")
+        port = int(port_text) if port_text and len(port_text) <= 5 else None
+        if port is not None and port > 65535:
+            port = None
+        out: list[Event] = []
+        conn = self._conn(f"{host}\x1f{pid}", ts, host, ip, action) if pid else None
+        held: Event | None = None
+        if conn is not None:
+            if conn.pam is not None:
+                if name != "failed":  # else sshd reports the attempt PAM told about
+                    held = conn.pam
+                conn.pam = None
+            if ip is None:
+                if conn.closed:  # what a closed connection still says adds nothing
+                    return _with(out, held)
+                ip, port = conn.ip, conn.port
+            elif conn.ip is None:
+                conn.ip, conn.port = ip, port
+            if user and not conn.user:
+                conn.user = user
+        if action is None or not ip:
+            return _with(out, held)
+        ip = ip[:_IP_MAX]
+        attrs: dict[str, Any] = {}
+        if name == "failed" or name == "accepted":
+            method = groups["method"]
+            if method == "none":  # the client asking which methods exist
+                return _with(out, held)
+            attrs["method"] = method[:-4] if method.endswith("/pam") else method
+            if name == "failed":
+                attrs["valid_user"] = not groups["invalid"]
+        reason = groups.get("reason")
+        if reason:
+            attrs["reason"] = clip(reason, 200)
+        if action == "pam":
+            attrs["method"] = "pam"
+            event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
+            if conn is None:
+                out.append(event)
+            else:
+                conn.pam = event
+            return _with(out, held)
+        if name == "root_refused":
+            user, attrs["reason"] = "root", "root login refused"
+        if action == "close":
+            if conn is not None and conn.closed:
+                return _with(out, held)
+            action = "disconnect"
+        if conn is not None and action in ("connect", "auth_success"):
+            conn.opened = True
+        dst_port = groups.get("dst_port")
+        event = self._event(ts, action, ip, port, user, attrs, conn, groups.get("dst_ip"),
+                            int(dst_port) if dst_port and len(dst_port) <= 5 else None)
+        out.append(event)
+        for _ in range(count - 1):
+            out.append(msgspec.structs.replace(event, attrs=dict(attrs)))
+        if conn is not None and (action == "disconnect" or name in _CLOSING_PROBES):
+            if conn.opened:
+                if action == "probe":
+                    out.append(self._event(ts, "disconnect", ip, port, conn.user,
+                                           {"reason": attrs.get("reason", name)}, conn))
+                out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
+            conn.closed = True
+        return _with(out, held)
+
+    def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
+               attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
+               dst_port: int | None = None) -> Event:
+        return Event(
+            ts=ts, sensor=self.sensor, source=self.source, service="ssh", action=action,
+            proto="tcp", src_ip=ip, src_port=port,
+            dst_ip=dst_ip[:_IP_MAX] if dst_ip else None, dst_port=dst_port,
+            user=clip(user) if user is not None else None,
+            session=conn.session if conn is not None and conn.opened else None,
+            attrs=attrs,
+        )
+
+    def _conn(self, key: str, ts: dt.datetime, host: str, ip: str | None,
+              action: str | None) -> _Conn:
+        """The connection of this sshd process: a new one when the process is new, or when
+        a process that closed its connection (a reused pid) reports a new peer."""
+        conns = self.conns
+        conn = conns.get(key)
+        if conn is not None:
+            if not (conn.closed and ip is not None and action not in (None, "close")):
+                conns.move_to_end(key)
+                return conn
+            del conns[key]
+        conn = _Conn(start=ts, session=make_id("ssh", self.sensor, host, key, ts.isoformat()))
+        conns[key] = conn
+        if len(conns) > MAX_PROCESSES:
+            _, old = conns.popitem(last=False)
+            if old.pam is not None:
+                self._held.append(old.pam)
+        return conn
+
+    def _release(self, ts: dt.datetime) -> list[Event]:
+        """PAM failures that waited :data:`PAM_WAIT` for a ``Failed`` line that never came
+        (checked once per second of log time), and those of forgotten processes."""
+        out = self._held
+        if out:
+            self._held = []
+        last = self._last_sweep
+        if last is None or ts - last >= _SECOND or ts < last:
+            self._last_sweep = ts
+            limit = ts - PAM_WAIT
+            for conn in self.conns.values():
+                pam = conn.pam
+                if pam is not None and pam.ts < limit:
+                    out.append(pam)
+                    conn.pam = None
+        return out
+
+    def finish(self) -> list[Event]:
+        out = [c.pam for c in self.conns.values() if c.pam is not None]
+        for conn in self.conns.values():
+            conn.pam = None
+        return out
+
+
+_SECOND = dt.timedelta(seconds=1)
+
+
+def _with(events: list[Event], held: Event | None) -> list[Event]:
+    return events if held is None else [*events, held]
+
+
+def _make(ctx: ParseContext) -> SshdParser:
+    return SshdParser(ctx)
+
+
+FORMATS.add("sshd", FormatSpec(
+    "sshd", "OpenSSH server logs (auth.log, secure, journal, syslog): logins, failures, "
+            "sessions, probes", make_parser=_make))
