@@ -298,7 +298,10 @@ class GeoIP:
             only = f.only_version
             if only and only != version:
                 continue
-            want_place = place is None and f.provides_place
+            # A place without coordinates (a Country database) may be refined by a later
+            # database that puts the address in the same country, with a city.
+            refine = place is not None and place.lat is None and f.provides_place
+            want_place = (place is None or refine) and f.provides_place
             want_asn = asn is None and f.provides_asn
             if not (want_place or want_asn):
                 continue
@@ -307,11 +310,18 @@ class GeoIP:
                 continue
             part, prefix = hit
             if want_place and part.has_place:
-                place, place_db = part, f.label
+                if place is None:
+                    place, place_db = part, f.label
+                elif place is not None and part.lat is not None and part.country in (
+                        None, place.country):
+                    place = Partial(place.country, place.country_name or part.country_name,
+                                    part.city, part.region, part.lat, part.lon,
+                                    part.accuracy_km)
+                    place_db = f"{place_db}+{f.label}"
             if want_asn and part.has_asn:
                 asn, asn_db = part, f.label
                 network = str(ipaddress.ip_network(f"{text}/{prefix}", strict=False))
-            if place is not None and asn is not None:
+            if place is not None and place.lat is not None and asn is not None:
                 break
         asn_number = asn.asn if asn is not None else None
         as_org = asn.as_org if asn is not None else None
