@@ -232,6 +232,6 @@ def test_age_metric_is_registered_for_the_server(mmdb_dir: Path, tmp_path: Path)
 def test_online_provider_needs_a_key() -> None:
     with pytest.raises(ConfigError, match="online_key"):
         validate({"geoip": {"online": "ipgeolocation"}})
-    with pytest.raises(ConfigError, match="geoip.online"):
+    with pytest.raises(ConfigError, match=r"geoip\.online"):
         validate({"geoip": {"online": "somewhere-else"}})
     validate({"geoip": {"online": "ipgeolocation", "online_key": "k"}})

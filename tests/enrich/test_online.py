@@ -4,6 +4,7 @@ ipgeolocation.io's ``/ipgeo``."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import threading
 import time
@@ -153,7 +154,7 @@ def test_requests_are_rate_limited(api: tuple[FakeApi, str]) -> None:
         until(lambda: all(provider.known(ip) for ip in ips))
         times = [t for t, _ in state.requests]
         assert len(times) == 3
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.18
     finally:
         provider.close()
