@@ -70,7 +70,7 @@ def test_anonymise_keeps_the_events_without_the_address(store: Store) -> None:
     assert events[make_id("fg", 3)].dst_ip == "198.18.7.0/24"
     with store.connect() as conn:
         sessions = dict(conn.execute(sa.select(schema.sessions.c.id,
-                                              schema.sessions.c.src_ip)).tuples().all())
+                                              schema.sessions.c.src_ip)).all())
         ips = conn.execute(sa.select(schema.ips.c.ip)).scalars().all()
     assert sessions["a"] == "198.18.7.0/24"
     assert not any(ME in ip for ip in ips)
