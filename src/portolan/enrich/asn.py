@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import array
 import csv
-import ipaddress
 import logging
+import socket
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +38,8 @@ class _Family:
     ends: Sequence[int]
     asns: array.array[int]
     orgs: array.array[int]
+    hits: dict[int, AsnHit] = field(default_factory=dict)
+    """Answers for ranges that are one CIDR block, by index, as they are asked."""
 
 
 @dataclass
@@ -118,11 +120,22 @@ class AsnTable:
         i = bisect_right(fam.starts, number) - 1
         if i < 0 or number > fam.ends[i]:
             return None
+        whole = fam.hits.get(i)
+        if whole is not None:
+            return whole
         asn = fam.asns[i]
         if asn == 0:
             return None
         org = self.names[fam.orgs[i]] or None
-        return AsnHit(asn, org, _block(number, fam.starts[i], fam.ends[i], version))
+        start, end = fam.starts[i], fam.ends[i]
+        size = end - start + 1
+        if size & (size - 1) == 0 and start % size == 0:  # the range is one CIDR block
+            bits = 32 if version == 4 else 128
+            hit = AsnHit(asn, org, f"{_text(start, version)}/{bits - size.bit_length() + 1}")
+            if len(fam.hits) < 200_000:
+                fam.hits[i] = hit
+            return hit
+        return AsnHit(asn, org, _block(number, start, end, version))
 
 
 def _empty(version: int) -> _Family:
@@ -131,15 +144,20 @@ def _empty(version: int) -> _Family:
     return _Family([], [], array.array("I"), array.array("I"))
 
 
+def _text(number: int, version: int) -> str:
+    if version == 4:
+        return socket.inet_ntop(socket.AF_INET, number.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, number.to_bytes(16, "big"))
+
+
 def _block(number: int, start: int, end: int, version: int) -> str:
     """The largest CIDR block inside ``[start, end]`` that contains ``number``."""
     bits = 32 if version == 4 else 128
-    full = (1 << bits) - 1
-    for prefix in range(bits + 1):
-        mask = (full << (bits - prefix)) & full
-        low = number & mask
-        high = low | (~mask & full)
-        if low >= start and high <= end:
-            addr = ipaddress.IPv4Address(low) if version == 4 else ipaddress.IPv6Address(low)
-            return f"{addr}/{prefix}"
-    raise AssertionError("a /32 or /128 always fits")  # pragma: no cover
+    k = (end - start + 1).bit_length() - 1
+    while k > 0:
+        low = (number >> k) << k
+        if low >= start and low + (1 << k) - 1 <= end:
+            break
+        k -= 1
+    low = (number >> k) << k
+    return f"{_text(low, version)}/{bits - k}"

@@ -23,8 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import socket
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,7 @@ from portolan.enrich.builtin import (
     package,
 )
 from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
-from portolan.enrich.special import classify
+from portolan.enrich.special import classify, classify_v4
 from portolan.event import Event
 from portolan.metrics import COLLECTORS, CollectorSpec
 
@@ -169,7 +169,7 @@ class GeoIP:
         self.extra_info = extra_info or []
         self._next_check = clock() + reload_seconds
         self._import_listing = self._listing()
-        self._only: dict[int, int] = {}
+        self._labels: dict[tuple[str, str], str] = {}
 
     # -- building --------------------------------------------------------------------
 
@@ -279,17 +279,13 @@ class GeoIP:
     def lookup(self, ip: str) -> Result:
         """What Portolan stores for ``ip`` (see :data:`FIELDS`, then attrs to add)."""
         self.stats.lookups += 1
-        try:
-            addr = ipaddress.ip_address(ip.strip())
-        except ValueError:
+        parsed = parse(ip)
+        if parsed is None:
             return INVALID
-        label = classify(addr)
+        version, number, text = parsed
+        label = classify_v4(number) if version == 4 else classify(ipaddress.IPv6Address(number))
         if label is not None:
             return _special(label)
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        text = str(addr)
-        version = addr.version
         place: Partial | None = None
         place_db = asn_db = ""
         asn: Partial | None = None
@@ -312,21 +308,20 @@ class GeoIP:
             if want_place and part.has_place:
                 if place is None:
                     place, place_db = part, f.label
-                elif place is not None and part.lat is not None and part.country in (
-                        None, place.country):
+                elif part.lat is not None and part.country in (None, place.country):
                     place = Partial(place.country, place.country_name or part.country_name,
                                     part.city, part.region, part.lat, part.lon,
                                     part.accuracy_km)
                     place_db = f"{place_db}+{f.label}"
             if want_asn and part.has_asn:
                 asn, asn_db = part, f.label
-                network = str(ipaddress.ip_network(f"{text}/{prefix}", strict=False))
+                network = cidr(number, prefix, version)
             if place is not None and place.lat is not None and asn is not None:
                 break
         asn_number = asn.asn if asn is not None else None
         as_org = asn.as_org if asn is not None else None
         if asn is None and self.asn_table is not None:
-            hit2 = self.asn_table.lookup(int(addr), version)
+            hit2 = self.asn_table.lookup(number, version)
             if hit2 is not None:
                 asn_number, as_org, network = hit2.asn, hit2.org, hit2.network
                 asn_db = self.asn_label
@@ -348,13 +343,17 @@ class GeoIP:
             if lat is None and known is not None and known.lat is not None:
                 lat, lon = known.lat, known.lon
                 extra = {**(extra or {}), "geo": "centroid"}
-                place_db = "+".join(x for x in (place_db, self.countries_label) if x)
-        dbs = place_db if asn_db in ("", place_db) else (
-            f"{place_db}+{asn_db}" if place_db else asn_db)
-        if not dbs:
+                place_db = f"{place_db}+{self.countries_label}" if self.countries_label \
+                    else place_db
+        if not place_db and not asn_db:
             return NOTHING
-        return (country, country_name, city, lat, lon, asn_number, as_org, network,
-                dbs[:256], extra)
+        key = (place_db, asn_db)
+        dbs = self._labels.get(key)
+        if dbs is None:
+            dbs = place_db if asn_db in ("", place_db) else (
+                f"{place_db}+{asn_db}" if place_db else asn_db)
+            dbs = self._labels[key] = dbs[:256]
+        return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
 
     # -- describing ------------------------------------------------------------------
 
@@ -369,6 +368,35 @@ class GeoIP:
                 role, f.origin, f.path, f.build, f.records,
                 f.database_type))
         return out + self.extra_info
+
+
+def parse(ip: str) -> tuple[int, int, str] | None:
+    """(IP version, integer value, canonical text) of an address, or None. IPv4-mapped
+    IPv6 addresses are returned as the IPv4 address they carry."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"), ip
+    except (OSError, ValueError):
+        pass
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is None:
+            return 6, int(addr), str(addr)
+        addr = mapped
+    return 4, int(addr), str(addr)
+
+
+def cidr(number: int, prefix: int, version: int) -> str:
+    """The network of ``prefix`` bits that holds the address ``number``, as CIDR text."""
+    if version == 4:
+        low = number & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
+        return f"{socket.inet_ntop(socket.AF_INET, low.to_bytes(4, 'big'))}/{prefix}"
+    full = (1 << 128) - 1
+    low = number & ((full << (128 - prefix)) & full)
+    return f"{socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, 'big'))}/{prefix}"
 
 
 def _mmdbs_in(folder: Path | None) -> list[Path]:
@@ -391,33 +419,51 @@ def _open_all(paths: list[tuple[Path, str]], errors: list[str]) -> list[MmdbFile
 
 
 class LRU:
-    """A bounded mapping that forgets the least recently used entry first."""
+    """A bounded cache that forgets what was not used for the longest time.
+
+    Two generations of plain dictionaries: hits in the young one cost one dictionary
+    lookup (the hot path of a skewed stream); a hit in the old one moves the entry to the
+    young one; when the young one is full, the old one is dropped and the young one
+    becomes old. Entries that stay in use therefore stay; the rest is forgotten within
+    two generations. Never more than ``size`` entries.
+    """
 
     def __init__(self, size: int) -> None:
-        self.size = max(1, size)
-        self._data: OrderedDict[str, Result] = OrderedDict()
+        self.size = max(2, size)
+        self._young: dict[str, Result] = {}
+        self._old: dict[str, Result] = {}
+        self.get_young = self._young.get
         self.hits = 0
         self.misses = 0
 
     def get(self, key: str) -> Result | None:
-        found = self._data.get(key)
+        found = self._young.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        found = self._old.pop(key, None)
         if found is None:
             self.misses += 1
             return None
-        self._data.move_to_end(key)
         self.hits += 1
+        self.put(key, found)
         return found
 
     def put(self, key: str, value: Result) -> None:
-        self._data[key] = value
-        if len(self._data) > self.size:
-            self._data.popitem(last=False)
+        young = self._young
+        if len(young) >= self.size // 2:
+            self._old = young
+            self._young = young = {}
+            self.get_young = young.get
+        young[key] = value
 
     def clear(self) -> None:
-        self._data.clear()
+        self._young = {}
+        self._old = {}
+        self.get_young = self._young.get
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._young) + len(self._old)
 
 
 class GeoEnricher:
@@ -446,11 +492,24 @@ class GeoEnricher:
             return online.overlay(ip, found)
         return found
 
+    def _miss(self, ip: str) -> Result:
+        cache = self.cache
+        found = cache._old.pop(ip, None)
+        if found is None:
+            found = self.geoip.lookup(ip)
+        cache.put(ip, found)
+        return found
+
     def enrich(self, events: list[Event]) -> None:
         if self.geoip.maybe_reload():
             self.cache.clear()
         local: dict[str, Result] = {}
+        local_get = local.get
+        young = self.cache.get_young
         lookup = self.lookup
+        miss = self._miss
+        online = self.online
+        invalid_marker = INVALID[9]
         invalid = 0
         for ev in events:
             if ev.geo_db is not None:
@@ -458,13 +517,20 @@ class GeoEnricher:
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
-            r = local.get(ip)
+            r = local_get(ip)
             if r is None:
-                r = local[ip] = lookup(ip)
+                if online is None:
+                    r = young(ip)
+                    if r is None:
+                        r = miss(ip)
+                        young = self.cache.get_young  # a new generation may have started
+                else:
+                    r = lookup(ip)
+                local[ip] = r
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:
-                if extra is INVALID[9]:
+                if extra is invalid_marker:
                     invalid += 1
                 ev.attrs.update(extra)
         if invalid:

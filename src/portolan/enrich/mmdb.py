@@ -14,9 +14,8 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,7 @@ class GeoipError(Exception):
     """A GeoIP database that cannot be used; the message names the file and why."""
 
 
-@dataclass(frozen=True)
-class Partial:
+class Partial(NamedTuple):
     """What one database says about one address (None: it does not say)."""
 
     country: str | None = None
@@ -46,6 +44,9 @@ class Partial:
     @property
     def has_asn(self) -> bool:
         return self.asn is not None
+
+
+_EMPTY = Partial()
 
 
 def _en(node: Any) -> str | None:
@@ -125,6 +126,25 @@ def extract(record: Any) -> Partial:
     )
 
 
+def extract_flat(record: Any) -> Partial:
+    """The ip-location-db / DB-IP City Lite build layout (``city``, ``country_code``,
+    ``latitude``...), read directly: the built-in data's hot path."""
+    if type(record) is not dict:
+        return extract(record)
+    code = record.get("country_code")
+    lat = record.get("latitude")
+    lon = record.get("longitude")
+    if type(lat) is not float or type(lon) is not float or not (
+            -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return extract(record)
+    if type(code) is not str or len(code) != 2:
+        code = None
+    city = record.get("city")
+    region = record.get("state1")
+    return Partial(code, None, city if type(city) is str and city else None,
+                   region if type(region) is str and region else None, lat, lon)
+
+
 def _identity(path: Path) -> tuple[int, int, int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -149,7 +169,10 @@ class MmdbFile:
         self.build = dt.datetime.fromtimestamp(0, dt.UTC)
         self.records = 0
         self.ip_version = 6
-        self.get: Any = None
+        self.label = ""
+        """``name@YYYY-MM-DD`` (the build date): what events record in ``geo_db``."""
+        self._extract: Any = extract
+        self._get: Any = None
         self._open()
 
     def _open(self) -> None:
@@ -171,7 +194,7 @@ class MmdbFile:
             raise GeoipError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         meta = reader.metadata()
         try:
-            place, asn = _probe(reader)
+            place, asn, flat = _probe(reader)
         except GeoipError as exc:
             reader.close()
             raise GeoipError(f"{self.path}: {exc}") from None
@@ -183,20 +206,17 @@ class MmdbFile:
             )
         old = self._reader
         self._reader = reader
-        self.get = reader.get
         self._identity = identity
         self.provides_place, self.provides_asn = place, asn
         self.database_type = str(meta.database_type)
         self.build = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC)
         self.records = int(meta.node_count)
         self.ip_version = int(meta.ip_version)
+        self.label = f"{self.name}@{self.build:%Y-%m-%d}"
+        self._extract = extract_flat if flat else extract
+        self._get = reader.get_with_prefix_len
         if old is not None:
             old.close()
-
-    @property
-    def label(self) -> str:
-        """``name@YYYY-MM-DD`` (the build date), what events record in ``geo_db``."""
-        return f"{self.name}@{self.build:%Y-%m-%d}"
 
     def changed(self) -> bool:
         """Reopen the file if it was replaced; True when it was. A replacement that does
@@ -218,11 +238,10 @@ class MmdbFile:
 
     def lookup(self, ip: str) -> tuple[Partial, int] | None:
         """The record for ``ip`` and its prefix length, or None."""
-        found = self._reader.get_with_prefix_len(ip)
-        record, prefix = found
+        record, prefix = self._get(ip)
         if record is None:
             return None
-        return extract(record), prefix
+        return self._extract(record), prefix
 
     def close(self) -> None:
         if self._reader is not None:
@@ -230,14 +249,18 @@ class MmdbFile:
             self._reader = None
 
 
-def _probe(reader: Any) -> tuple[bool, bool]:
-    """Whether the database's records hold a place, an AS, or both (from a few records)."""
+def _probe(reader: Any) -> tuple[bool, bool, bool]:
+    """Whether the database's records hold a place, an AS, or both (from a few records),
+    and whether they are in the flat ip-location-db layout."""
     place = asn = False
+    flat = True
     try:
         for count, (_, record) in enumerate(reader):
             part = extract(record)
             place = place or part.has_place
             asn = asn or part.has_asn
+            flat = flat and isinstance(record, dict) and "country_code" in record and (
+                "latitude" in record) and not isinstance(record.get("country"), dict)
             if (place and asn) or count >= 50:
                 break
     except Exception as exc:  # a damaged data section shows up here
@@ -246,4 +269,4 @@ def _probe(reader: Any) -> tuple[bool, bool]:
         if isinstance(exc, (maxminddb.InvalidDatabaseError, ValueError, IndexError)):
             raise GeoipError(f"damaged MaxMind DB: {exc}") from None
         raise
-    return place, asn
+    return place, asn, flat and place and not asn

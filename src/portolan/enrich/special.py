@@ -83,3 +83,22 @@ def classify(addr: IPAddress) -> str | None:
         if lo <= n <= hi:
             return label
     return None
+
+
+def _by_first_octet() -> tuple[tuple[tuple[int, int, str], ...], ...]:
+    table: list[list[tuple[int, int, str]]] = [[] for _ in range(256)]
+    for lo, hi, label in _V4_RANGES:
+        for octet in range(lo >> 24, (hi >> 24) + 1):
+            table[octet].append((lo, hi, label))
+    return tuple(tuple(t) for t in table)
+
+
+_V4_BY_OCTET: Final = _by_first_octet()
+
+
+def classify_v4(n: int) -> str | None:
+    """:func:`classify` for an IPv4 address given as its integer value (the hot path)."""
+    for lo, hi, label in _V4_BY_OCTET[n >> 24]:
+        if lo <= n <= hi:
+            return label
+    return None
