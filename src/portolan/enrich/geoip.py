@@ -1,0 +1,622 @@
+"""GeoIP and ASN: where an address is (country, city, coordinates) and whose network it
+is in (AS number, organisation, announced network), offline.
+
+:class:`GeoIP` answers for one address from, in this order: the ``.mmdb`` files named in
+``[geoip] databases``, those imported into the data directory (``portolan geoip
+import``), then the built-in data (:mod:`portolan.enrich.builtin`). The place comes from
+the first database that knows a place for the address, the AS from the first that knows
+an AS. A country without coordinates gets its country's centre, marked
+``attrs["geo"] = "centroid"``. Special-purpose addresses (private, loopback, CGNAT...)
+are labelled in ``attrs["geo"]`` and never looked up (:mod:`portolan.enrich.special`);
+an address that does not parse is kept as written, labelled ``invalid`` and counted.
+
+:class:`GeoEnricher` is the pipeline step: a dictionary per batch and an LRU cache in
+front of :class:`GeoIP`, so a stream where few addresses make most events costs a
+dictionary lookup per event. It enriches the remote side of each event (``src_ip``, or
+``dst_ip`` for outbound events), records in ``geo_db`` which databases (and builds)
+answered, and leaves events that already carry a ``geo_db`` (enriched by a sensor) alone.
+Database files are checked for replacement every ``reload_seconds``, not per lookup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from portolan.config import LOAD_HOOKS, SECTIONS, Config, ConfigError, Section
+from portolan.enrich.asn import AsnTable
+from portolan.enrich.base import ENRICHERS, EnricherSpec
+from portolan.enrich.builtin import (
+    ASN_PACKAGE,
+    CITY_PACKAGE,
+    Country,
+    find_dir,
+    load_countries,
+    package,
+)
+from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
+from portolan.enrich.special import classify, classify_v4
+from portolan.event import Event
+from portolan.metrics import COLLECTORS, CollectorSpec
+
+if TYPE_CHECKING:
+    from portolan.enrich.online import OnlineProvider
+    from portolan.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: Folder of the data directory where ``portolan geoip import`` puts databases.
+IMPORT_DIR: Final = "geoip"
+
+
+class GeoipSection(Section):
+    """GeoIP and ASN enrichment: which databases, the cache, the optional online provider."""
+
+    enabled: bool = True
+    """Add country, city, coordinates and AS to events."""
+    databases: list[str] = []
+    """``.mmdb`` files (MaxMind GeoLite2/GeoIP2 City, Country, ASN; DB-IP Lite; IPinfo
+    Lite), first one first: the place comes from the first that knows one, the AS from
+    the first that knows one. Files imported with ``portolan geoip import`` follow, then
+    the built-in data."""
+    builtin: bool = True
+    """Use the built-in data (DB-IP City Lite, ip-location-db ASN, country centres)."""
+    builtin_dir: str = ""
+    """Where the built-in data packages are (a ``node_modules`` folder); empty: found
+    automatically (``$PORTOLAN_GEOIP_DATA``, then the checkout's ``data-packages``)."""
+    cache_size: int = 100_000
+    """Addresses whose answer is kept in memory (LRU)."""
+    reload_seconds: float = 60.0
+    """How often database files are checked for replacement on disk."""
+    max_age_days: int = 60
+    """``portolan geoip status`` warns about databases older than this."""
+    online: Literal["", "ipgeolocation"] = ""
+    """Online provider asked beside the offline data: ``""`` (none) or ``ipgeolocation``
+    (ipgeolocation.io; needs ``online_key``). It never slows the pipeline: an address
+    is enriched offline at once and its online answer is used from then on."""
+    online_key: str = ""
+    """API key of the online provider."""
+    online_url: str = "https://api.ipgeolocation.io"
+    """Base URL of the online provider's API."""
+    online_rate: float = 1.0
+    """Most requests per second to the online provider."""
+    online_timeout: float = 5.0
+    """Seconds before a request to the online provider is given up."""
+    online_cache_size: int = 50_000
+    """Online answers kept in memory."""
+
+
+SECTIONS.add("geoip", GeoipSection)
+
+#: What a lookup gives: the event fields, then ``attrs`` to add (or None).
+Result = tuple[
+    str | None, str | None, str | None, float | None, float | None,
+    int | None, str | None, str | None, str | None, dict[str, Any] | None,
+]
+INVALID: Final[Result] = (None,) * 9 + ({"geo": "invalid"},)
+NOTHING: Final[Result] = (None,) * 10
+FIELDS: Final = ("country", "country_name", "city", "lat", "lon", "asn", "as_org", "network",
+                 "geo_db")
+_SPECIAL: dict[str, Result] = {}
+
+
+def _special(label: str) -> Result:
+    found = _SPECIAL.get(label)
+    if found is None:
+        found = _SPECIAL[label] = (None,) * 9 + ({"geo": label},)
+    return found
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """One database in use, for ``geoip status`` and the metrics."""
+
+    name: str
+    role: str
+    """``place``, ``asn``, ``place+asn`` or ``centres``."""
+    origin: str
+    """``configured``, ``imported`` or ``built-in``."""
+    path: Path
+    build: dt.datetime | None
+    records: int | None
+    detail: str = ""
+
+
+@dataclass
+class GeoStats:
+    """Counters of the GeoIP stage."""
+
+    lookups: int = 0
+    """Lookups that missed the cache and went to the databases."""
+    invalid: int = 0
+    """Events whose address did not parse (kept as written)."""
+    errors: list[str] = field(default_factory=list)
+    """Databases that could not be opened (the built-in data is used instead)."""
+
+
+class GeoIP:
+    """Looks addresses up in an ordered list of databases; see the module docstring."""
+
+    def __init__(
+        self,
+        files: list[MmdbFile],
+        *,
+        asn_table: AsnTable | None = None,
+        asn_label: str = "",
+        countries: dict[str, Country] | None = None,
+        countries_label: str = "",
+        import_dir: Path | None = None,
+        reload_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        extra_info: list[DatabaseInfo] | None = None,
+    ) -> None:
+        self.files = files
+        self.asn_table = asn_table
+        self.asn_label = asn_label
+        self.countries = countries or {}
+        self.countries_label = countries_label
+        self.import_dir = import_dir
+        self.reload_seconds = reload_seconds
+        self.clock = clock
+        self.stats = GeoStats()
+        self.extra_info = extra_info or []
+        self._next_check = clock() + reload_seconds
+        self._import_listing = self._listing()
+        self._labels: dict[tuple[str, str], str] = {}
+
+    # -- building --------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: GeoipSection, data_dir: Path, *, load_asn: bool = True,
+                      clock: Callable[[], float] = time.monotonic) -> GeoIP:
+        """The databases the config names, the imported ones, and the built-in data.
+        A database that cannot be opened is logged and skipped (the others, and the
+        built-in data, still answer); its message is kept in ``stats.errors``."""
+        errors: list[str] = []
+        files = _open_all([(Path(p).expanduser(), "configured") for p in settings.databases],
+                          errors)
+        import_dir = data_dir / IMPORT_DIR
+        files += _open_all([(p, "imported") for p in _mmdbs_in(import_dir)], errors)
+        asn_table = None
+        asn_label = ""
+        countries: dict[str, Country] = {}
+        countries_label = ""
+        extra: list[DatabaseInfo] = []
+        root = find_dir(settings.builtin_dir) if settings.builtin else None
+        if settings.builtin and root is None:
+            errors.append("built-in GeoIP data not found (run scripts/bootstrap, or set "
+                          "[geoip] builtin_dir); only configured databases are used")
+        if root is not None:
+            city = package(root, CITY_PACKAGE)
+            if city is not None:
+                for version in (4, 6):
+                    path = city.path / f"dbip-city-ipv{version}.mmdb"
+                    try:
+                        files.append(MmdbFile(path, "dbip-city-lite", origin="built-in",
+                                              only_version=version))
+                    except GeoipError as exc:
+                        errors.append(str(exc))
+            asn_pkg = package(root, ASN_PACKAGE)
+            if asn_pkg is not None:
+                build = asn_pkg.build
+                asn_label = f"ip-location-db-asn@{build:%Y-%m-%d}" if build else (
+                    f"ip-location-db-asn@{asn_pkg.version}")
+                v4 = asn_pkg.path / "asn-ipv4-num.csv"
+                v6 = asn_pkg.path / "asn-ipv6-num.csv"
+                records = None
+                if load_asn:
+                    try:
+                        asn_table = AsnTable.load(v4, v6)
+                        records = asn_table.records
+                    except OSError as exc:
+                        errors.append(f"{exc.filename}: cannot read: {exc.strerror}")
+                extra.append(DatabaseInfo("ip-location-db-asn", "asn", "built-in", asn_pkg.path,
+                                          build, records, f"npm {ASN_PACKAGE} {asn_pkg.version}"))
+            countries = load_countries(root)
+            wc = package(root, "world-countries")
+            if countries and wc is not None:
+                countries_label = f"centroid@world-countries-{wc.version}"
+                extra.append(DatabaseInfo("world-countries", "centres", "built-in", wc.path,
+                                          None, len(countries), f"npm world-countries "
+                                          f"{wc.version}"))
+        for message in errors:
+            log.error("GeoIP: %s", message)
+        geo = cls(files, asn_table=asn_table, asn_label=asn_label, countries=countries,
+                  countries_label=countries_label, import_dir=import_dir,
+                  reload_seconds=settings.reload_seconds, clock=clock, extra_info=extra)
+        geo.stats.errors = errors
+        return geo
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    # -- reloading -------------------------------------------------------------------
+
+    def _listing(self) -> list[Path]:
+        return _mmdbs_in(self.import_dir) if self.import_dir is not None else []
+
+    def maybe_reload(self) -> bool:
+        """Check (at most every ``reload_seconds``) whether a database file was replaced
+        or a new one imported; True when something changed (caches must be cleared)."""
+        now = self.clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.reload_seconds
+        return self.reload()
+
+    def reload(self) -> bool:
+        """Check every file now; True when something changed."""
+        changed = False
+        for f in self.files:
+            changed = f.changed() or changed
+        listing = self._listing()
+        if listing != self._import_listing:
+            known = {f.path for f in self.files}
+            new = [p for p in listing if p not in known]
+            errors: list[str] = []
+            opened = _open_all([(p, "imported") for p in new], errors)
+            for message in errors:
+                log.error("GeoIP: %s", message)
+            if opened:
+                first_builtin = next((i for i, f in enumerate(self.files)
+                                      if f.origin == "built-in"),
+                                     len(self.files))
+                self.files[first_builtin:first_builtin] = opened
+                changed = True
+            self._import_listing = listing
+        return changed
+
+    # -- looking up ------------------------------------------------------------------
+
+    def lookup(self, ip: str) -> Result:
+        """What Portolan stores for ``ip`` (see :data:`FIELDS`, then attrs to add)."""
+        self.stats.lookups += 1
+        parsed = parse(ip)
+        if parsed is None:
+            return INVALID
+        version, number, text = parsed
+        label = classify_v4(number) if version == 4 else classify(ipaddress.IPv6Address(number))
+        if label is not None:
+            return _special(label)
+        place: Partial | None = None
+        place_db = asn_db = ""
+        asn: Partial | None = None
+        network: str | None = None
+        for f in self.files:
+            only = f.only_version
+            if only and only != version:
+                continue
+            # A place without coordinates (a Country database) may be refined by a later
+            # database that puts the address in the same country, with a city.
+            refine = place is not None and place.lat is None and f.provides_place
+            want_place = (place is None or refine) and f.provides_place
+            want_asn = asn is None and f.provides_asn
+            if not (want_place or want_asn):
+                continue
+            hit = f.lookup(text)
+            if hit is None:
+                continue
+            part, prefix = hit
+            if want_place and part.has_place:
+                if place is None:
+                    place, place_db = part, f.label
+                elif part.lat is not None and part.country in (None, place.country):
+                    place = Partial(place.country, place.country_name or part.country_name,
+                                    part.city, part.region, part.lat, part.lon,
+                                    part.accuracy_km)
+                    place_db = f"{place_db}+{f.label}"
+            if want_asn and part.has_asn:
+                asn, asn_db = part, f.label
+                network = cidr(number, prefix, version)
+            if place is not None and place.lat is not None and asn is not None:
+                break
+        asn_number = asn.asn if asn is not None else None
+        as_org = asn.as_org if asn is not None else None
+        if asn is None and self.asn_table is not None:
+            hit2 = self.asn_table.lookup(number, version)
+            if hit2 is not None:
+                asn_number, as_org, network = hit2.asn, hit2.org, hit2.network
+                asn_db = self.asn_label
+        extra: dict[str, Any] | None = None
+        country = country_name = city = None
+        lat = lon = None
+        if place is not None:
+            country, country_name, city = place.country, place.country_name, place.city
+            lat, lon = place.lat, place.lon
+            known = self.countries.get(country) if country else None
+            if country_name is None and known is not None:
+                country_name = known.name
+            if place.region or place.accuracy_km is not None:
+                extra = {}
+                if place.region:
+                    extra["geo_region"] = place.region
+                if place.accuracy_km is not None:
+                    extra["geo_accuracy_km"] = place.accuracy_km
+            if lat is None and known is not None and known.lat is not None:
+                lat, lon = known.lat, known.lon
+                extra = {**(extra or {}), "geo": "centroid"}
+                place_db = f"{place_db}+{self.countries_label}" if self.countries_label \
+                    else place_db
+        if not place_db and not asn_db:
+            return NOTHING
+        key = (place_db, asn_db)
+        dbs = self._labels.get(key)
+        if dbs is None:
+            dbs = place_db if asn_db in ("", place_db) else (
+                f"{place_db}+{asn_db}" if place_db else asn_db)
+            dbs = self._labels[key] = dbs[:256]
+        return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
+
+    # -- describing ------------------------------------------------------------------
+
+    def databases(self) -> list[DatabaseInfo]:
+        """Every database in use, in the order they are asked."""
+        out = []
+        for f in self.files:
+            role = "+".join(r for r, on in (("place", f.provides_place),
+                                            ("asn", f.provides_asn)) if on)
+            out.append(DatabaseInfo(
+                f.name + (f" (IPv{f.only_version})" if f.only_version else ""),
+                role, f.origin, f.path, f.build, f.records,
+                f.database_type))
+        return out + self.extra_info
+
+
+def parse(ip: str) -> tuple[int, int, str] | None:
+    """(IP version, integer value, canonical text) of an address, or None. IPv4-mapped
+    IPv6 addresses are returned as the IPv4 address they carry."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"), ip
+    except (OSError, ValueError):
+        pass
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is None:
+            return 6, int(addr), str(addr)
+        addr = mapped
+    return 4, int(addr), str(addr)
+
+
+def cidr(number: int, prefix: int, version: int) -> str:
+    """The network of ``prefix`` bits that holds the address ``number``, as CIDR text."""
+    if version == 4:
+        low = number & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
+        return f"{socket.inet_ntop(socket.AF_INET, low.to_bytes(4, 'big'))}/{prefix}"
+    full = (1 << 128) - 1
+    low = number & ((full << (128 - prefix)) & full)
+    return f"{socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, 'big'))}/{prefix}"
+
+
+def _mmdbs_in(folder: Path | None) -> list[Path]:
+    if folder is None:
+        return []
+    try:
+        return sorted(p for p in folder.glob("*.mmdb") if p.is_file())
+    except OSError:
+        return []
+
+
+def _open_all(paths: list[tuple[Path, str]], errors: list[str]) -> list[MmdbFile]:
+    out = []
+    for path, origin in paths:
+        try:
+            out.append(MmdbFile(path, origin=origin))
+        except GeoipError as exc:
+            errors.append(str(exc))
+    return out
+
+
+class LRU:
+    """A bounded cache that forgets what was not used for the longest time.
+
+    Two generations of plain dictionaries: hits in the young one cost one dictionary
+    lookup (the hot path of a skewed stream); a hit in the old one moves the entry to the
+    young one; when the young one is full, the old one is dropped and the young one
+    becomes old. Entries that stay in use therefore stay; the rest is forgotten within
+    two generations. Never more than ``size`` entries.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(2, size)
+        self._young: dict[str, Result] = {}
+        self._old: dict[str, Result] = {}
+        self.get_young = self._young.get
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Result | None:
+        found = self._young.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        found = self._old.pop(key, None)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.put(key, found)
+        return found
+
+    def put(self, key: str, value: Result) -> None:
+        young = self._young
+        if len(young) >= self.size // 2:
+            self._old = young
+            self._young = young = {}
+            self.get_young = young.get
+        young[key] = value
+
+    def clear(self) -> None:
+        self._young = {}
+        self._old = {}
+        self.get_young = self._young.get
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+
+class GeoEnricher:
+    """The pipeline step; see the module docstring."""
+
+    name = "geoip"
+
+    def __init__(self, geoip: GeoIP, *, cache_size: int = 100_000,
+                 online: OnlineProvider | None = None,
+                 counters: dict[str, int] | None = None) -> None:
+        self.geoip = geoip
+        self.cache = LRU(cache_size)
+        self.online = online
+        self.counters = counters if counters is not None else {}
+        self.counters.setdefault("geoip_invalid", 0)
+
+    def lookup(self, ip: str) -> Result:
+        """The answer for one address: cache, then the databases, then what the online
+        provider already knows (a miss there is queued, never waited for)."""
+        found = self.cache.get(ip)
+        if found is None:
+            found = self.geoip.lookup(ip)
+            self.cache.put(ip, found)
+        online = self.online
+        if online is not None and found[8] is not None:
+            return online.overlay(ip, found)
+        return found
+
+    def _miss(self, ip: str) -> Result:
+        cache = self.cache
+        found = cache._old.pop(ip, None)
+        if found is None:
+            found = self.geoip.lookup(ip)
+        cache.put(ip, found)
+        return found
+
+    def enrich(self, events: list[Event]) -> None:
+        if self.geoip.maybe_reload():
+            self.cache.clear()
+        local: dict[str, Result] = {}
+        local_get = local.get
+        young = self.cache.get_young
+        lookup = self.lookup
+        miss = self._miss
+        online = self.online
+        invalid_marker = INVALID[9]
+        invalid = 0
+        for ev in events:
+            if ev.geo_db is not None:
+                continue
+            ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
+            if ip is None:
+                continue
+            r = local_get(ip)
+            if r is None:
+                if online is None:
+                    r = young(ip)
+                    if r is None:
+                        r = miss(ip)
+                        young = self.cache.get_young  # a new generation may have started
+                else:
+                    r = lookup(ip)
+                local[ip] = r
+            (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
+             ev.network, ev.geo_db, extra) = r
+            if extra is not None:
+                if extra is invalid_marker:
+                    invalid += 1
+                ev.attrs.update(extra)
+        if invalid:
+            self.counters["geoip_invalid"] += invalid
+            self.geoip.stats.invalid += invalid
+
+    def close(self) -> None:
+        if self.online is not None:
+            self.online.close()
+
+
+def make_geoip(runtime: Runtime, *, load_asn: bool = True) -> GeoIP:
+    """The runtime's databases, as configured."""
+    return GeoIP.from_settings(runtime.config.get(GeoipSection), runtime.data_dir,
+                               load_asn=load_asn)
+
+
+def _make(runtime: Runtime) -> GeoEnricher | None:
+    settings = runtime.config.get(GeoipSection)
+    if not settings.enabled:
+        return None
+    online = None
+    if settings.online:
+        from portolan.enrich.online import make_provider
+
+        online = make_provider(settings)
+    return GeoEnricher(make_geoip(runtime), cache_size=settings.cache_size, online=online,
+                       counters=runtime.stats.extra)
+
+
+ENRICHERS.add("geoip", EnricherSpec(
+    "geoip", "country, city, coordinates and AS of the remote address (offline, cached)",
+    10, _make))
+
+
+def _check_online(config: Config) -> None:
+    """Refuse an online provider without its key, when the config is loaded."""
+    settings = config.get(GeoipSection)
+    if settings.online and not settings.online_key:
+        where = config.path or "configuration"
+        raise ConfigError(f"{where}: geoip.online_key: required when geoip.online = "
+                          f"{settings.online!r}")
+
+
+LOAD_HOOKS.append(_check_online)
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+class AgeCollector:
+    """``portolan_geoip_database_age_seconds{database=...}``: how old each database is."""
+
+    def __init__(self, geoip: GeoIP, now: Callable[[], dt.datetime]) -> None:
+        self.geoip = geoip
+        self.now = now
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily("portolan_geoip_database_age_seconds",
+                                  "Seconds since the GeoIP database was built",
+                                  labels=["database"])]
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.geoip.maybe_reload()
+        gauge = GaugeMetricFamily("portolan_geoip_database_age_seconds",
+                                  "Seconds since the GeoIP database was built",
+                                  labels=["database"])
+        now = self.now()
+        seen = set()
+        for info in self.geoip.databases():
+            if info.build is None or info.name in seen:
+                continue
+            seen.add(info.name)
+            gauge.add_metric([info.name], max(0.0, (now - info.build).total_seconds()))
+        yield gauge
+
+
+def _collector(runtime: Runtime) -> AgeCollector | None:
+    settings = runtime.config.get(GeoipSection)
+    if not settings.enabled:
+        return None
+    return AgeCollector(make_geoip(runtime, load_asn=False), runtime.now)
+
+
+COLLECTORS.add("geoip", CollectorSpec("geoip", "age of the GeoIP databases", _collector))

@@ -1,0 +1,106 @@
+"""Reading .mmdb files: MaxMind's real test databases, broken files, replacement on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from portolan.enrich.mmdb import GeoipError, MmdbFile, extract
+
+
+def test_city_database(mmdb_dir: Path) -> None:
+    db = MmdbFile(mmdb_dir / "GeoIP2-City-Test.mmdb")
+    assert (db.provides_place, db.provides_asn) == (True, False)
+    assert db.database_type == "GeoIP2-City"
+    hit = db.lookup("81.2.69.142")
+    assert hit is not None
+    part, prefix = hit
+    assert (part.country, part.country_name, part.city) == ("GB", "United Kingdom", "London")
+    assert part.lat is not None and 51 < part.lat < 52
+    assert part.accuracy_km is not None
+    assert prefix <= 32
+    assert db.lookup("8.8.4.4") is None
+    assert db.label.startswith("GeoIP2-City-Test@")
+
+
+def test_asn_database(mmdb_dir: Path) -> None:
+    db = MmdbFile(mmdb_dir / "GeoLite2-ASN-Test.mmdb")
+    assert (db.provides_place, db.provides_asn) == (False, True)
+    hit = db.lookup("1.128.0.1")
+    assert hit is not None
+    part, prefix = hit
+    assert (part.asn, part.as_org, prefix) == (1221, "Telstra Pty Ltd", 11)
+
+
+def test_country_database_has_no_city(mmdb_dir: Path) -> None:
+    hit = MmdbFile(mmdb_dir / "GeoLite2-Country-Test.mmdb").lookup("81.2.69.142")
+    assert hit is not None
+    assert (hit[0].country, hit[0].city, hit[0].lat) == ("GB", None, None)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(GeoipError, match=r"nothere\.mmdb: no such file"):
+        MmdbFile(tmp_path / "nothere.mmdb")
+
+
+def test_not_an_mmdb_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "GeoLite2-City.mmdb"
+    path.write_bytes(b"<html>rate limited</html>\n" * 100)
+    with pytest.raises(GeoipError, match=r"GeoLite2-City\.mmdb: not a usable MaxMind DB"):
+        MmdbFile(path)
+
+
+def test_truncated_file_is_refused(mmdb_dir: Path, tmp_path: Path) -> None:
+    data = (mmdb_dir / "GeoIP2-City-Test.mmdb").read_bytes()
+    path = tmp_path / "cut.mmdb"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(GeoipError, match=r"cut\.mmdb"):
+        MmdbFile(path)
+
+
+def test_replaced_file_is_reopened(mmdb_dir: Path, tmp_path: Path) -> None:
+    live = tmp_path / "geo.mmdb"
+    shutil.copy(mmdb_dir / "GeoLite2-Country-Test.mmdb", live)
+    db = MmdbFile(live)
+    assert db.changed() is False
+    hit = db.lookup("81.2.69.142")
+    assert hit is not None and hit[0].city is None
+    new = tmp_path / "new.mmdb"
+    shutil.copy(mmdb_dir / "GeoIP2-City-Test.mmdb", new)
+    os.replace(new, live)  # how `geoip import` and geoipupdate replace a file
+    assert db.changed() is True
+    hit = db.lookup("81.2.69.142")
+    assert hit is not None and hit[0].city == "London"
+    assert db.database_type == "GeoIP2-City"
+
+
+def test_broken_replacement_keeps_the_old_database(mmdb_dir: Path, tmp_path: Path) -> None:
+    live = tmp_path / "geo.mmdb"
+    shutil.copy(mmdb_dir / "GeoIP2-City-Test.mmdb", live)
+    db = MmdbFile(live)
+    broken = tmp_path / "broken.mmdb"
+    broken.write_bytes(b"\x00" * 4096)
+    os.replace(broken, live)
+    assert db.changed() is False
+    hit = db.lookup("81.2.69.142")
+    assert hit is not None and hit[0].city == "London"
+
+
+def test_layouts_of_other_vendors() -> None:
+    # ip-location-db / DB-IP Lite builds: flat keys
+    flat = extract({"city": "Sydney", "country_code": "AU", "latitude": -33.87,
+                    "longitude": 151.21, "state1": "New South Wales"})
+    assert (flat.country, flat.city, flat.region, flat.lat) == ("AU", "Sydney",
+                                                                 "New South Wales", -33.87)
+    # IPinfo Lite: "AS" prefixed numbers, country name beside the code
+    ipinfo = extract({"asn": "AS15169", "as_name": "Google LLC", "country_code": "US",
+                      "country": "United States", "continent": "North America"})
+    assert (ipinfo.asn, ipinfo.as_org, ipinfo.country, ipinfo.country_name) == (
+        15169, "Google LLC", "US", "United States")
+    # nonsense is not trusted
+    odd = extract({"country_code": "USA", "latitude": 123.0, "longitude": 5.0, "asn": "ASx"})
+    assert (odd.country, odd.lat, odd.lon, odd.asn) == (None, None, None, None)
+    assert extract(["not", "a", "map"]).has_place is False
