@@ -3,7 +3,7 @@
     python fake_spyserver.py CONFIG
 
 CONFIG is a spyserver-style ``key = value`` file: ``bind_host``, ``bind_port`` (0: any free
-port, written to ``CONFIG.port`` once listening), ``maximum_clients``,
+port, written to ``CONFIG.port`` once listening, its pid to ``CONFIG.pid``), ``maximum_clients``,
 ``maximum_session_duration`` (minutes, fractions allowed), ``device_type``.
 
 It listens on a loopback port and prints the lines the real program prints: the banner,
@@ -110,11 +110,9 @@ class Server:
             dropped = writer not in self.clients and accepted
             self.clients.pop(writer, None)
             writer.close()
-            if self.closing:
-                return
-            if not dropped:
+            if not dropped and not self.closing:
                 self.console.line(b"Client disconnected: %s" % who)
-            if accepted and not self.clients and not self.sleeping:
+            if accepted and not self.clients and not self.sleeping and not self.closing:
                 self.console.line(b"No clients using the device. Sleeping...")
                 self.sleeping = True
 
@@ -130,6 +128,12 @@ class Server:
             writer.transport.abort()
 
 
+def announce(path: Path, port: int) -> None:
+    """Tell the test where to connect and whom to kill."""
+    Path(f"{path}.pid").write_text(f"{os.getpid()}\n")
+    Path(f"{path}.port").write_text(f"{port}\n")
+
+
 async def main(path: Path) -> int:
     console = Console()
     config = read_config(path)
@@ -143,7 +147,7 @@ async def main(path: Path) -> int:
     tcp = await asyncio.start_server(server.handle, host, int(config.get("bind_port", "0")))
     port = tcp.sockets[0].getsockname()[1]
     console.line(b"Listening for connections on %s:%d" % (host.encode(), port))
-    Path(f"{path}.port").write_text(f"{port}\n")
+    announce(path, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -137,6 +137,8 @@ class _Pending:
     key: tuple[str, int]
     budget: int
     lines: list[str] = field(default_factory=list)
+    forged: int = 0
+    """How many of ``lines`` belong to the name (up to the last closing line)."""
 
 
 class SpyserverParser:
@@ -169,12 +171,22 @@ class SpyserverParser:
 
     def parse(self, line: str) -> list[Event] | None:
         pending = self._pending
-        if pending is not None:
-            if self._continues(pending, line):
-                return []
-            held = self._release()
-            result = self._parse(line)
-            return held if result is None and not held else held + (result or [])
+        if pending is None:
+            return self._parse(line)
+        cost = len(line.encode("utf-8", "replace")) + 1
+        if cost > pending.budget:
+            return self._release() + (self._parse(line) or [])
+        pending.budget -= cost
+        pending.lines.append(line)
+        if self._closes(line):
+            # a line that would end sessions, in the same read right after a client name
+            # and short enough to belong to it: it belongs to it
+            pending.forged = len(pending.lines)
+            self.ctx.counters["spyserver: closing line inside a client name"] += 1
+            return []
+        if ACCEPTED.match(line.rstrip("\r")):
+            return self._release() + (self._parse(line) or [])
+        # anything else stands as it is; the name may still go on after it
         return self._parse(line)
 
     def finish(self) -> list[Event]:
@@ -183,26 +195,27 @@ class SpyserverParser:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _continues(self, pending: _Pending, line: str) -> bool:
-        cost = len(line) + 1
-        if cost > pending.budget:
-            return False
-        pending.budget -= cost
-        pending.lines.append(line)
-        self.ctx.counters["spyserver: line inside a client name"] += 1
-        return True
+    @staticmethod
+    def _closes(line: str) -> bool:
+        text = line.rstrip("\r")
+        return bool(
+            DISCONNECTED.match(text) or EXPIRED.match(text) or text.strip() in CLOSE_ALL
+            or RELEASING.match(text) or BANNER.match(text)
+        )
 
     def _release(self) -> list[Event]:
         pending, self._pending = self._pending, None
         if pending is None:
             return []
-        if pending.lines:
-            raw = "\n".join([pending.event.attrs["client"], *pending.lines])
+        if pending.forged:
             attrs = pending.event.attrs
+            raw = "\n".join([attrs["client"], *pending.lines[: pending.forged]])
             attrs["client"] = clip(raw, CLIENT_KEEP)
-            attrs["client_lines"] = len(pending.lines) + 1
+            attrs["client_lines"] = pending.forged + 1
             attrs.update(software=None, version=None, os=None)
-            self.open[pending.key].attrs = dict(attrs)
+            found = self.open.get(pending.key)
+            if found is not None and found.session == pending.event.session:
+                found.attrs = dict(attrs)
         return [pending.event]
 
     def _parse(self, line: str) -> list[Event] | None:
@@ -290,7 +303,7 @@ class SpyserverParser:
         event = self._event("connect", ip, port, attrs, ts, session=session)
         self.open[key] = _Open(session, ts, dict(event.attrs))
         if name is not None and self._reads:
-            budget = NAME_MAX - len(name.encode("utf-8", "replace"))
+            budget = NAME_MAX - len(name.encode("utf-8", "replace")) - 1
             self._pending = _Pending(event, key, budget)
             return out
         out.append(event)

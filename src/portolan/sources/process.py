@@ -304,9 +304,9 @@ class ProcessSource:
 
     def _lines(self, lines: list[bytes]) -> list[Event]:
         parser = self.parser
-        aware = isinstance(parser, ReadBoundaries)
-        if aware:
-            parser.start_read()
+        reads = parser if isinstance(parser, ReadBoundaries) else None
+        if reads is not None:
+            reads.start_read()
         stats = self.stats
         events: list[Event] = []
         for raw in lines:
@@ -329,8 +329,11 @@ class ProcessSource:
             stats.matched += 1
             self._number(found, self._line_no)
             events.extend(found)
-        if aware:
-            held = parser.end_read()
+        if reads is not None:
+            held = reads.end_read()
+            # each held event is a line counted as ignored while it was held
+            stats.ignored -= len(held)
+            stats.matched += len(held)
             self._number(held, self._line_no, "held")
             events.extend(held)
         stats.events += len(events)
@@ -371,12 +374,17 @@ async def _read(fd: int) -> bytes:
             if exc.errno == errno.EIO:  # pty: every writer has closed its end
                 return b""
             raise
-        ready = loop.create_future()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _wake, ready)
         try:
             await ready
         finally:
             loop.remove_reader(fd)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -404,8 +412,12 @@ def _make(options: ProcessOptions, ctx: SourceContext) -> ProcessSource:
         if getattr(options, key) < 0:
             raise ConfigError(f"{label}: {key}: must be 0 or more")
     try:
+        AddressFilter.from_options(options.skip_private, options.exclude)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: exclude: {exc}") from None
+    try:
         return ProcessSource(options, ctx)
-    except (ValueError, UnknownName) as exc:
+    except UnknownName as exc:
         raise ConfigError(f"{label}: {exc}") from None
 
 
