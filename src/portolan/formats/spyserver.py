@@ -98,6 +98,10 @@ _NAME_VERSION = re.compile(
 )
 
 
+def _port_ok(m: re.Match[str]) -> bool:
+    return int(m["port"]) <= 65535
+
+
 def client_parts(name: str) -> dict[str, str | None]:
     """Software, version and OS of a client name when it has a known shape.
 
@@ -224,20 +228,24 @@ class SpyserverParser:
             return []
         m = ACCEPTED.match(text)
         if m:
-            return self._connect(m)
+            return self._connect(m) if _port_ok(m) else None
         m = DISCONNECTED.match(text)
         if m:
-            return self._disconnect(m["ip"], int(m["port"]), "client")
+            return self._disconnect(m["ip"], int(m["port"]), "client") if _port_ok(m) else None
         m = REJECTED_MAX.match(text)
         if m:
+            if not _port_ok(m):
+                return None
             return [self._event("rejected", m["ip"], int(m["port"]), {"reason": "max_clients"})]
         m = REJECTED_PROTO.match(text)
         if m:
+            if not _port_ok(m):
+                return None
             return [self._event("rejected", m["ip"], int(m["port"]), {
                 "reason": "protocol", "expected": m["expected"], "got": m["got"]})]
         m = EXPIRED.match(text)
         if m:
-            return self._disconnect(m["ip"], int(m["port"]), "expired")
+            return self._disconnect(m["ip"], int(m["port"]), "expired") if _port_ok(m) else None
         reason = CLOSE_ALL.get(text.strip())
         if reason is not None:
             return self._close_all(reason)
@@ -277,7 +285,7 @@ class SpyserverParser:
         return Event(
             ts=ts or self.ctx.now(), sensor=self.ctx.sensor, source=self.ctx.source,
             service=SERVICE, action=action, proto="tcp", src_ip=ip,
-            src_port=port if port <= 65535 else None, dst_ip=self._listen_ip,
+            src_port=port, dst_ip=self._listen_ip,
             dst_port=self._listen_port, attrs=self._attrs(attrs), **fields,
         )
 
@@ -286,10 +294,8 @@ class SpyserverParser:
         return make_id(SERVICE, self.ctx.sensor, self.instance, ip, port, ts.isoformat(),
                        self._seq, kind)
 
-    def _connect(self, m: re.Match[str]) -> list[Event] | None:
+    def _connect(self, m: re.Match[str]) -> list[Event]:
         ip, port = m["ip"], int(m["port"])
-        if port > 65535:
-            return None
         key = (ip, port)
         out: list[Event] = []
         if key in self.open:  # the same ip:port again: the previous connection is over
