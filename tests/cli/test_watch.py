@@ -14,7 +14,7 @@ from typing import Any
 from portolan.store import Store
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))
-from spyserver_kit import (  # noqa: E402
+from spyserver_kit import (
     alive,
     client,
     command,
@@ -61,7 +61,7 @@ def test_watch_prints_stores_and_stops_cleanly(tmp_path: Path, sqlite_url: str) 
         c.close()
         wait_sync(lambda: any('"disconnect"' in line for line in out.lines), what="disconnect")
         # the program's console is echoed with the instance name
-        wait_sync(lambda: "hf| Client disconnected: 127.0.0.1:%d" % mine in err.lines,
+        wait_sync(lambda: f"hf| Client disconnected: 127.0.0.1:{mine}" in err.lines,
                   what="echo")
         still = client(port, b"SDR++")
         still_port = local_port(still)
