@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from portolan.event import Event, encode
+from portolan.event import Event, encode_lines
 
 Shape = Callable[[Event], Any]
 
@@ -160,12 +160,11 @@ class ShapedJsonLinesSink:
         self.closed_by_reader = False
 
     def render(self, events: list[Event]) -> bytes:
-        lines: list[bytes] = []
         shape = self.shape
+        if shape is None:
+            return encode_lines(events)
+        lines: list[bytes] = []
         for event in events:
-            if shape is None:
-                lines.append(encode(event))
-                continue
             doc = shape(event)
             if doc is not None:
                 lines.append(_json.encode(doc))

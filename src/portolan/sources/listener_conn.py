@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: linux/netfilter_ipv6/ip6_tables.h): the destination a connection had before NAT.
 SO_ORIGINAL_DST: Final = 80
 IP6T_SO_ORIGINAL_DST: Final = 80
+#: Seconds before asking conntrack again once it could not say.
+ORIGINAL_DST_RETRY: Final = 5.0
 
 #: Services a port usually means, for connections that never say what they speak.
 WELL_KNOWN: Final = {
@@ -101,6 +103,8 @@ class Hub:
         self.datagrams = TokenBucket(limits.udp_rate)
         self.serial = 0
         self.stopping = False
+        self.no_original_dst: dict[str, Any] | None = None
+        self.no_original_dst_until = 0.0
 
     def push(self, event: Event) -> None:
         self.pending.append(event)
@@ -224,12 +228,12 @@ class TcpConnection(asyncio.Protocol):
         self.started = ts = hub.now()
         self._destination(transport)
         serial = hub.next_serial()
-        self.session = make_id(hub.sensor, port.source, ip, self.peer_port,
-                               ts.isoformat(), serial)
+        self.session = make_id(hub.sensor, port.source, ip, self.peer_port, time.time_ns(),
+                               serial)
         over = 0 < limits.max_per_source <= hub.per_source[ip]
-        attrs = self.extra or {}
+        attrs = dict(self.extra) if self.extra else {}
         if over:
-            attrs = {**attrs, "rejected": "max_per_source"}
+            attrs["rejected"] = "max_per_source"
         hub.push(self._event("connect", ts, attrs))
         if over:
             hub.count("closed over the per-source limit")
@@ -348,7 +352,7 @@ class TcpConnection(asyncio.Protocol):
     def _event(self, action: str, ts: dt.datetime, attrs: dict[str, Any]) -> Event:
         port = self.port
         return Event(
-            id=make_id(self.session, action),
+            id=f"{self.session}.{action[0]}",  # .c, .p, .d: unique as the session is
             ts=ts,
             sensor=port.hub.sensor,
             source=port.source,
@@ -370,10 +374,18 @@ class TcpConnection(asyncio.Protocol):
         self.dst_port = local[1] if local else port.number
         if not port.hub.limits.original_dst:
             return
+        hub = port.hub
+        if hub.no_original_dst and self.mono < hub.no_original_dst_until:
+            self.extra = hub.no_original_dst
+            return
         sock = transport.get_extra_info("socket")
         found = original_destination(sock, sock.family)
         if isinstance(found, str):
-            self.extra = {"original_dst": "unavailable", "original_dst_error": found}
+            # conntrack is not tracking this host's connections: that holds for a while, so
+            # it is asked again only every few seconds (a lookup that fails is not cheap)
+            self.extra = hub.no_original_dst = {"original_dst": "unavailable",
+                                                "original_dst_error": found}
+            hub.no_original_dst_until = self.mono + ORIGINAL_DST_RETRY
         elif found != (self.dst_ip, self.dst_port):
             self.extra = {"listen_port": self.dst_port, "redirected": True}
             self.dst_ip, self.dst_port = found
@@ -424,7 +436,7 @@ class UdpPort(asyncio.DatagramProtocol):
         attrs["size"] = len(data)
         serial = hub.next_serial()
         hub.push(Event(
-            id=make_id(hub.sensor, port.source, ip, addr[1], ts.isoformat(), serial),
+            id=make_id(hub.sensor, port.source, ip, addr[1], time.time_ns(), serial),
             ts=ts,
             sensor=hub.sensor,
             source=port.source,
