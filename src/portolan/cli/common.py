@@ -87,9 +87,12 @@ def print_json(obj: Any) -> None:
     sys.stdout.buffer.write(_json.encode(obj) + b"\n")
 
 
-def run_until_signal(make: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
+def run_until_signal(
+    make: Callable[[asyncio.Event], Coroutine[Any, Any, T]],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
     """Run a coroutine; the first SIGINT/SIGTERM sets the stop event (drain), a second one
-    ends the process at once."""
+    ends the process at once. ``loop_factory`` picks another event loop (uvloop)."""
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -110,4 +113,5 @@ def run_until_signal(make: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) ->
             loop.add_signal_handler(sig, on_signal, sig.name)
         return await make(stop)
 
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
