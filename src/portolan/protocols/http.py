@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from portolan.event import clip
+from portolan.event import TEXT_MAX, clip
 
 __all__ = [
     "METHODS",
@@ -111,9 +111,8 @@ def looks_like_response(data: bytes) -> bool:
     return data.startswith(b"HTTP/") and len(data) >= 12 and data[8:9] == b" "
 
 
-def _text(raw: bytes, limit: int | None = None) -> str:
-    text = raw.decode("utf-8", "replace")
-    return clip(text, limit) or "" if limit is not None else clip(text) or ""
+def _text(raw: bytes, limit: int = TEXT_MAX) -> str:
+    return clip(raw.decode("utf-8", "replace"), limit) or ""
 
 
 def _head_lines(data: bytes) -> tuple[list[bytes], bool, int]:
