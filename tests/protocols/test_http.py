@@ -137,3 +137,15 @@ def test_not_a_response(data: bytes) -> None:
 def test_response_without_reason() -> None:
     resp = parse_response(b"HTTP/1.0 200\r\n\r\n")
     assert resp is not None and resp.status == 200 and resp.reason == ""
+
+
+def test_attrs_names() -> None:
+    req = parse_request(GET)
+    assert req is not None
+    assert req.attrs() == {
+        "method": "GET", "uri": "/download.html?x=1", "path": "/download.html",
+        "http_version": "HTTP/1.1", "host": "www.ethereal.com",
+        "user_agent": "Mozilla/5.0 (Windows; U; Windows NT 5.1)",
+    }
+    bare = parse_request(b"GET / HTTP/1.0\r\n\r\n")
+    assert bare is not None and set(bare.attrs()) == {"method", "uri", "path", "http_version"}

@@ -76,6 +76,18 @@ class HttpRequest:
         """The target up to ``?`` (the query string removed)."""
         return self.target.partition("?")[0]
 
+    def attrs(self) -> dict[str, str]:
+        """The facts as event ``attrs``: ``method``, ``uri`` (the target as written),
+        ``path``, ``http_version``, and ``host`` and ``user_agent`` when sent (the names
+        listener and capture share)."""
+        out = {"method": self.method, "uri": self.target, "path": self.path,
+               "http_version": self.version}
+        if self.host is not None:
+            out["host"] = self.host
+        if self.user_agent is not None:
+            out["user_agent"] = self.user_agent
+        return out
+
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
         key = name.lower()
