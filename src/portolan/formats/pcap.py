@@ -38,6 +38,11 @@ def read_file(path: Path, ctx: ParseContext) -> Iterator[list[Event]]:
         options=options if isinstance(options, AnalyzerOptions) else None,
         counters=ctx.counters,
     )
+    yield from batches(capture, analyzer)
+
+
+def batches(capture: CaptureFile, analyzer: Analyzer) -> Iterator[list[Event]]:
+    """The events of every frame of ``capture``, in batches, all flows ended at the end."""
     frame = analyzer.frame
     count = 0
     for number, ts, link, size, data in capture:
@@ -53,8 +58,7 @@ def read_file(path: Path, ctx: ParseContext) -> Iterator[list[Event]]:
     if events:
         yield events
     if analyzer.frames and not analyzer.ip_packets:
-        ctx.counters[f"not an IP capture: no IP packet in {analyzer.frames} frames"] += 1
-
+        analyzer.counters[f"not an IP capture: no IP packet in {analyzer.frames} frames"] += 1
 
 FORMATS.add("pcap", FormatSpec("pcap", "pcap and pcapng capture files: flows, HTTP "
                                "requests, TLS server names, DNS queries", read_file=read_file))
