@@ -101,13 +101,15 @@ def _has_cap_net_raw() -> bool:
 
 def permission_message(interface: str) -> str:
     """Why opening a capture failed for lack of privilege, and how to fix it."""
-    who = "root" if os.geteuid() == 0 else f"user id {os.geteuid()}"
-    return (
-        f"live capture on {interface} needs root or the CAP_NET_RAW capability; this "
-        f"process runs as {who} without CAP_NET_RAW (run it as root, or grant the "
-        "capability: setcap cap_net_raw+ep on the Python interpreter, or "
-        "AmbientCapabilities=CAP_NET_RAW in its systemd unit)"
-    )
+    grant = ("setcap cap_net_raw+ep on the Python interpreter, or "
+             "AmbientCapabilities=CAP_NET_RAW in the systemd unit")
+    if os.geteuid() == 0:
+        return (f"live capture on {interface} needs the CAP_NET_RAW capability: this process "
+                f"runs as root but without it (dropped by a container or a systemd unit?); "
+                f"give it CAP_NET_RAW ({grant})")
+    return (f"live capture on {interface} needs root or the CAP_NET_RAW capability: this "
+            f"process runs as user id {os.geteuid()} without CAP_NET_RAW; run it as root, "
+            f"or grant the capability ({grant})")
 
 
 def compile_filter(expression: str, link: int, snaplen: int = 65535) -> bytes:

@@ -110,8 +110,12 @@ class CaptureSource:
         analyzer_options(opts)  # validate early
 
     def open(self) -> None:
-        """Open the live socket now (errors surface before the pipeline starts)."""
-        if self.opts.read or self.capture is not None:
+        """Open the live socket, or check the file, now (errors surface before the
+        pipeline starts)."""
+        if self.opts.read:
+            CaptureFile(Path(self.opts.read))
+            return
+        if self.capture is not None:
             return
         if not self.interface:
             raise CaptureError("no interface to capture on: none is up except loopback "
@@ -166,13 +170,15 @@ class CaptureSource:
         self.open()
         assert self.capture is not None and self.analyzer is not None
         loop = asyncio.get_running_loop()
+        pending: list[Event] = []
         try:
             while True:
                 job = loop.run_in_executor(None, self._read)
                 try:
                     events, done = await asyncio.shield(job)
                 except asyncio.CancelledError:
-                    await job  # let the worker finish its batch before ending the flows
+                    # Let the worker finish its batch; its events are not lost.
+                    pending, _ = await job
                     raise
                 if events:
                     await out.emit(events)
@@ -180,7 +186,7 @@ class CaptureSource:
                     return
         except asyncio.CancelledError:
             self.analyzer.finish()
-            final = self.analyzer.take()
+            final = pending + self.analyzer.take()
             if final:
                 await out.emit(final)
             raise
