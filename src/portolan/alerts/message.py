@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from portolan.config import ConfigError
@@ -25,7 +25,7 @@ TEXT_LIMIT: Final = 80
 # Markup characters of Slack, Discord, Markdown and HTML, and their full-width forms.
 _LOOKALIKE: Final = str.maketrans({
     "<": "＜", ">": "＞", "&": "＆", "@": "＠", "[": "［", "]": "］", "`": "｀",
-    "*": "＊", "|": "｜", "~": "～", "_": "＿", "\\": "＼",
+    "*": "＊", "|": "｜", "~": "～", "\\": "＼",
 })
 _SCHEME = re.compile(r"(?i)([a-z][a-z0-9+.-]*):(?=//)")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -62,14 +62,21 @@ def duration(value: float | None) -> str:
     return f"{days}d {clock}" if days else clock
 
 
-def check_template(template: str, where: str) -> None:
-    """A template may hold only ``{name}`` placeholders (no format specs, no indexing)."""
+def check_template(template: str, where: str, known: Iterable[str]) -> None:
+    """A template may hold only ``{name}`` placeholders of ``known`` names (no format
+    specs, no indexing, no other braces)."""
+    allowed = sorted(known)
     stripped = _PLACEHOLDER.sub("", template)
     if "{" in stripped or "}" in stripped:
         raise ConfigError(
-            f"{where}: {template!r}: only {{name}} placeholders are allowed "
-            "(write {{ and }} nowhere else)"
+            f"{where}: {template!r}: braces are only for placeholders like {{src_ip}}; "
+            f"allowed: {', '.join(allowed)}"
         )
+    for name in _PLACEHOLDER.findall(template):
+        if name not in allowed:
+            raise ConfigError(
+                f"{where}: unknown placeholder {{{name}}}; allowed: {', '.join(allowed)}"
+            )
 
 
 def render(template: str, values: Mapping[str, str]) -> str:

@@ -53,6 +53,14 @@ DEFAULT_LINES: Final[dict[str, str]] = {
             "{action} from {src_ip}, {place})",
 }
 
+#: Every placeholder a rule's ``message`` may use.
+PLACEHOLDERS: Final = frozenset({
+    "rule", "ts", "src_ip", "dst_ip", "src_port", "dst_port", "place", "city", "country",
+    "country_name", "asn", "as_org", "service", "action", "sensor", "source", "user",
+    "user_part", "instance", "client", "software", "os", "duration", "path", "field",
+    "value", "count", "window",
+})
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -159,7 +167,8 @@ class Rule:
         user = untrusted(event.user) if event.user is not None else ""
         attrs = event.attrs
         values = {
-            "rule": untrusted(self.name),
+            "field": "?", "value": "?", "count": "?", "window": "?",
+            "rule": self.name,
             "ts": event.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "src_ip": untrusted(self.privacy.address(event.src_ip) or "?"),
             "dst_ip": untrusted(self.privacy.address(event.dst_ip) or "?"),

@@ -292,8 +292,9 @@ def _check_rule(rule: RuleSettings, section: AlertsSection, where: str, prefix: 
                 "allowed: connect, disconnect"
             )
     from portolan.alerts.message import check_template
+    from portolan.alerts.rules import PLACEHOLDERS
 
-    check_template(rule.message, f"{where}: {prefix}.message")
+    check_template(rule.message, f"{where}: {prefix}.message", PLACEHOLDERS)
 
 
 def check_section(section: AlertsSection, where: str) -> dict[str, RuleSettings]:
