@@ -6,6 +6,7 @@ proves a retry) or hang until released (a channel that never answers).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import http.server
 import json
@@ -80,6 +81,16 @@ class Receiver:
                 if len(self.requests) >= count:
                     return list(self.requests)
             time.sleep(0.02)
+        raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+
+    async def arrived(self, count: int, timeout: float = 20.0) -> list[Request]:
+        """:meth:`wait_for` without blocking the event loop."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            await asyncio.sleep(0.02)
         raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
 
     def messages(self) -> list[str]:

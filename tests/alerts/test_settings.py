@@ -84,8 +84,8 @@ def test_bad_section_keys(tmp_path: Path, line: str, message: str) -> None:
 
 
 def test_channel_url_needs_a_scheme(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="alerts.channels.hook: 'hooks.example' is not an "
-                                          "Apprise URL"):
+    with pytest.raises(ConfigError, match=r"alerts.channels.hook: 'hooks.example' is not an "
+                                          r"Apprise URL"):
         load(tmp_path, '[alerts]\nchannels = { hook = "hooks.example" }\n')
 
 

@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,10 +47,15 @@ class Counters:
 
 def connect(url: str, where: str) -> apprise.Apprise:
     """An Apprise object for one URL; :class:`ConfigError` when Apprise does not know it."""
-    import apprise
+    # Apprise loads its plugins on first use; its PGP support imports the standard
+    # library's imghdr, deprecated on Python 3.11 and 3.12. Not ours to fix, nor to show.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+        import apprise
 
-    target = apprise.Apprise()
-    if not target.add(url):
+        target = apprise.Apprise()
+        added = target.add(url)
+    if not added:
         scheme = url.partition("://")[0]
         raise ConfigError(
             f"{where}: Apprise cannot use this URL (scheme {scheme!r}); see "
@@ -63,12 +69,13 @@ class Channel:
 
     def __init__(self, name: str, url: str, *, title: str, counters: Counters,
                  retries: int = 5, retry_max: float = 300.0, queue_size: int = 1000,
-                 where: str = "configuration") -> None:
+                 first_retry: float = FIRST_RETRY, where: str = "configuration") -> None:
         self.name = name
         self.title = title
         self.counters = counters
         self.retries = retries
         self.retry_max = retry_max
+        self.first_retry = first_retry
         self.queue_size = queue_size
         self.target = connect(url, f"{where}: alerts.channels.{name}")
         self._thread = concurrent.futures.ThreadPoolExecutor(
@@ -116,7 +123,7 @@ class Channel:
 
     async def _deliver(self, message: Outgoing) -> None:
         loop = asyncio.get_running_loop()
-        delay = FIRST_RETRY
+        delay = self.first_retry
         for attempt in range(self.retries + 1):
             error = ""
             try:
