@@ -67,7 +67,8 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     def url(self, scheme: str = "json", path: str = "hook") -> str:
@@ -83,9 +84,9 @@ class Receiver:
             time.sleep(0.02)
         raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
 
-    async def arrived(self, count: int, timeout: float = 20.0) -> list[Request]:
-        """:meth:`wait_for` without blocking the event loop."""
-        deadline = time.monotonic() + timeout
+    async def arrived(self, count: int) -> list[Request]:
+        """:meth:`wait_for` (20 s at most) without blocking the event loop."""
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with self._lock:
                 if len(self.requests) >= count:
