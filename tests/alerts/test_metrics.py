@@ -33,7 +33,7 @@ async def test_sent_failed_and_suppressed_by_rule_and_channel(tmp_path: Path,
         f'channels = {{ ok = "{receiver.url()}", down = "json://127.0.0.1:1/x" }}\n'
         'group_window = 0\nretries = 0\nthrottle = "1h"\n'
         '[alerts.rules.fail]\nmatch = { action = "auth_failure" }\n')
-    rt = Runtime(config=config.load(path, environ={}))
+    rt = Runtime(config=config.load(path, environ={}), now=lambda: T0)
     (sink,) = [s for s in rt.sinks() if s.name == "alerts"]
     assert isinstance(sink, AlertSink)
     await sink.write([Event(id=f"m{i}", ts=T0, service="ssh", action="auth_failure",

@@ -29,7 +29,7 @@ def runtime(tmp_path: Path, alerts: str, *, now: Any = None, privacy: str = "ful
         f'data_dir = "{tmp_path / "data"}"\n[store]\nenabled = false\n'
         f'[privacy]\nmode = "{privacy}"\n' + alerts)
     cfg = config.load(path, environ={})
-    return Runtime(config=cfg, now=now) if now else Runtime(config=cfg)
+    return Runtime(config=cfg, now=now or (lambda: T0 + dt.timedelta(minutes=5)))
 
 
 def alert_sink(rt: Runtime) -> AlertSink:
@@ -189,6 +189,40 @@ async def test_a_failing_rule_is_counted_and_the_others_go_on(
     await sink.close()
     assert sink.errors == {"a": 2}
     assert sum("alert rule a failed" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_attacker_text_reaches_slack_inert(tmp_path: Path, receiver: Any) -> None:
+    """A user name crafted to ping a whole Slack workspace arrives as plain text."""
+    rt = runtime(tmp_path, f'[alerts]\nchannels.chat = "mmost://127.0.0.1:{receiver.port}/'
+                           'tokentokentoken"\ngroup_window = 0\n[alerts.rules.login]\n'
+                           'match = { action = "auth_success" }\n')
+    sink = alert_sink(rt)
+    user = "<!channel> @here <https://evil.example|sign in> [x](https://evil.example)\x1b[2J"
+    await sink.write([Event(id="u1", ts=T0, service="ssh", action="auth_success",
+                            src_ip="203.0.113.4", user=user + "A" * 2000)])
+    (request,) = await receiver.arrived(1)
+    await sink.close()
+    text = request.json()["text"]
+    assert text.startswith("login: ssh auth_success from 203.0.113.4 (unknown), user ")
+    for bad in ("<!channel>", "@here", "<https://", "](", "\x1b", "evil.example|"):
+        assert bad not in text
+    assert len(text) < 300
+
+
+async def test_old_events_teach_but_do_not_alert(tmp_path: Path, receiver: Any) -> None:
+    """Importing last month's log must not flood the channels."""
+    alerts = (f'[alerts]\nchannels.hook = "{receiver.url()}"\ngroup_window = 0\n'
+              'max_age = "1h"\n[alerts.rules.new]\nkind = "first_seen"\n')
+    rt = runtime(tmp_path, alerts)
+    sink = alert_sink(rt)
+    old = T0 - dt.timedelta(days=30)
+    await sink.write([Event(id="o1", ts=old, service="ssh", country="FR"),
+                      Event(id="o2", ts=T0, service="ssh", country="FR"),
+                      Event(id="o3", ts=T0, service="ssh", country="DE")])
+    await receiver.arrived(1)
+    await sink.close()
+    assert [m.split(":")[0] for m in receiver.messages()] == ["First country DE on ssh"]
+    assert sink.dispatcher.outcomes[("new", "stale")] == 1
 
 
 def test_no_sink_without_rules_or_channels(tmp_path: Path) -> None:

@@ -41,13 +41,13 @@ class AlertCollector:
         hits = CounterMetricFamily(
             "portolan_alerts_hits",
             "Events a rule alerted on, by outcome: sent (in a message), throttled, held "
-            "(quiet hours), digest (digest-only rule)",
+            "(quiet hours), digest (digest-only rule), stale (older than max_age)",
             labels=["rule", "outcome"])
         for (rule, outcome), n in sorted(self.sink.dispatcher.outcomes.items()):
             hits.add_metric([rule, outcome], n)
         suppressed = CounterMetricFamily(
             "portolan_alerts_suppressed",
-            "Hits not sent at once: throttled, held for quiet hours, or digest only",
+            "Hits not sent at once: throttled, held for quiet hours, digest only, stale",
             labels=["rule", "reason"])
         for (rule, outcome), n in sorted(self.sink.dispatcher.outcomes.items()):
             if outcome != "sent":

@@ -110,6 +110,10 @@ class AlertsSection(Section):
     """Rules by name, one table each: ``[alerts.rules.NAME]`` (keys: see docs/alerts.md)."""
     title: str = "Portolan"
     """Title of every notification (channels that have titles)."""
+    max_age: Duration = "1h"
+    """Events older than this (by their own time) alert nobody: importing old logs does
+    not flood the channels, though ``first_seen`` rules still learn from them. 0: no
+    limit."""
     throttle: Duration = "10m"
     """At most one alert per rule and subject (address, country...) within this time."""
     group_window: Duration = "30s"
@@ -299,7 +303,7 @@ def _check_rule(rule: RuleSettings, section: AlertsSection, where: str, prefix: 
 
 def check_section(section: AlertsSection, where: str) -> dict[str, RuleSettings]:
     """Validate the whole table; returns the rules."""
-    for key in ("throttle", "group_window", "retry_max", "shutdown_grace"):
+    for key in ("max_age", "throttle", "group_window", "retry_max", "shutdown_grace"):
         seconds(getattr(section, key), f"{where}: alerts.{key}")
     quiet_hours(section.quiet_hours, f"{where}: alerts.quiet_hours")
     timezone(section.timezone, f"{where}: alerts.timezone")

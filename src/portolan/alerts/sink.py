@@ -73,6 +73,7 @@ class AlertSink:
             for name, settings in rules.items() if settings.enabled
         ]
         self.grace = seconds(section.shutdown_grace, f"{where}: alerts.shutdown_grace")
+        self.max_age = seconds(section.max_age, f"{where}: alerts.max_age")
         self.errors: collections.Counter[str] = collections.Counter()
         """Rules that raised, by rule name (logged once each)."""
         self._seen = [r.seen for r in self.rules if isinstance(r, FirstSeenRule)]
@@ -88,7 +89,9 @@ class AlertSink:
     async def write(self, events: list[Event]) -> None:
         await self.start()
         now = self.now()
+        oldest = (now - dt.timedelta(seconds=self.max_age)) if self.max_age > 0 else None
         for event in events:
+            stale = oldest is not None and event.ts < oldest
             for rule in self.rules:
                 try:
                     hit = rule.check(event)
@@ -98,7 +101,11 @@ class AlertSink:
                         log.error("alert rule %s failed on event %s: %s (counted from now "
                                   "on)", rule.name, event.id, exc, exc_info=True)
                     continue
-                if hit is not None:
+                if hit is None:
+                    continue
+                if stale:
+                    self.dispatcher.outcomes[(rule.name, "stale")] += 1
+                else:
                     self.dispatcher.offer(hit, now)
         self._send()
         await self._save()
