@@ -120,3 +120,14 @@ def test_quiet_hours_across_midnight() -> None:
 
 def test_the_defaults_are_valid() -> None:
     assert check_section(AlertsSection(), "x") == {}
+
+
+def test_every_key_kind_and_placeholder_is_documented() -> None:
+    from portolan.alerts.rules import PLACEHOLDERS
+    from portolan.alerts.settings import KINDS, RuleSettings
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    for name in [*AlertsSection.__struct_fields__, *RuleSettings.__struct_fields__, *KINDS]:
+        assert f"`{name}`" in docs, name
+    for name in PLACEHOLDERS:
+        assert f"`{{{name}}}`" in docs, name
