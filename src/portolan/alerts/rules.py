@@ -22,8 +22,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import ipaddress
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from portolan.alerts.message import duration, render, untrusted
@@ -62,18 +61,30 @@ PLACEHOLDERS: Final = frozenset({
 })
 
 
-@dataclass(frozen=True)
 class Hit:
-    """One event that a rule alerts on."""
+    """One event that a rule alerts on. Its line is only rendered when asked for (most
+    hits of a busy rule are throttled, and never need one)."""
 
-    rule: str
-    subject: str
-    """What throttling counts per (an address, a country, a session)."""
-    line: str
-    """The message line, safe to send."""
-    ts: dt.datetime
-    label: str = ""
-    """The subject as it may be shown (privacy applied, made safe), for the digest."""
+    __slots__ = ("_line", "_make", "label", "rule", "subject", "ts")
+
+    def __init__(self, rule: str, subject: str, line: str | Callable[[], str],
+                 ts: dt.datetime, label: str = "") -> None:
+        self.rule = rule
+        self.subject = subject
+        """What throttling counts per (an address, a country, a session)."""
+        self.ts = ts
+        self.label = label
+        """The subject as it may be shown (privacy applied, made safe), for the digest."""
+        self._line = line if isinstance(line, str) else None
+        self._make = line if not isinstance(line, str) else None
+
+    @property
+    def line(self) -> str:
+        """The message line, safe to send."""
+        if self._line is None:
+            assert self._make is not None
+            self._line = self._make()
+        return self._line
 
 
 def field_value(event: Event, name: str) -> Any:
@@ -160,41 +171,9 @@ class Rule:
     def examine(self, event: Event) -> Hit | None:
         return self.hit(event, event.src_ip or "", self.shown_ip(event))
 
-    def values(self, event: Event, **extra: str) -> dict[str, str]:
-        """Every placeholder a template may use, each already safe to send."""
-        place = ", ".join(untrusted(p, 60) for p in (event.city, event.country_name
-                                                     or event.country) if p) or "unknown"
-        user = untrusted(event.user) if event.user is not None else ""
-        attrs = event.attrs
-        values = {
-            "field": "?", "value": "?", "count": "?", "window": "?",
-            "rule": self.name,
-            "ts": event.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "src_ip": untrusted(self.privacy.address(event.src_ip) or "?"),
-            "dst_ip": untrusted(self.privacy.address(event.dst_ip) or "?"),
-            "src_port": str(event.src_port) if event.src_port is not None else "?",
-            "dst_port": str(event.dst_port) if event.dst_port is not None else "?",
-            "place": place,
-            "city": untrusted(event.city or "?", 60),
-            "country": untrusted(event.country or "?", 8),
-            "country_name": untrusted(event.country_name or event.country or "?", 60),
-            "asn": f"AS{event.asn}" if event.asn is not None else "AS?",
-            "as_org": untrusted(event.as_org or "?", 60),
-            "service": untrusted(event.service or "?", 32),
-            "action": untrusted(event.action or "?", 32),
-            "sensor": untrusted(event.sensor or "?", 60),
-            "source": untrusted(event.source or "?", 60),
-            "user": user or "?",
-            "user_part": f", user {user}" if user else "",
-            "instance": untrusted(attrs.get("instance") or "?", 60),
-            "client": untrusted(attrs.get("client") or "?"),
-            "software": untrusted(attrs.get("software") or "?", 40),
-            "os": untrusted(attrs.get("os") or "?", 40),
-            "duration": duration(event.duration),
-            "path": untrusted(attrs.get("path") or "?"),
-        }
-        values.update(extra)
-        return values
+    def values(self, event: Event, **extra: str) -> Mapping[str, str]:
+        """Every placeholder a template may use, each made safe when it is read."""
+        return _Values(self, event, extra)
 
     def line(self, event: Event, default: str, **extra: str) -> str:
         template = self.settings.message or DEFAULT_LINES[default]
@@ -202,11 +181,77 @@ class Rule:
 
     def hit(self, event: Event, subject: str, label: str, default: str | None = None,
             **extra: str) -> Hit:
-        return Hit(self.name, subject, self.line(event, default or self.kind, **extra),
-                   event.ts, label)
+        kind = default or self.kind
+        return Hit(self.name, subject, lambda: self.line(event, kind, **extra), event.ts,
+                   label)
 
     def shown_ip(self, event: Event) -> str:
         return untrusted(self.privacy.address(event.src_ip) or "")
+
+
+def _place(rule: Rule, event: Event) -> str:
+    parts = (event.city, event.country_name or event.country)
+    return ", ".join(untrusted(p, 60) for p in parts if p) or "unknown"
+
+
+def _user_part(rule: Rule, event: Event) -> str:
+    return f", user {untrusted(event.user)}" if event.user else ""
+
+
+def _attr(key: str, limit: int = 80) -> Callable[[Rule, Event], str]:
+    return lambda rule, event: untrusted(event.attrs.get(key) or "?", limit)
+
+
+_VALUES: Final[dict[str, Callable[[Rule, Event], str]]] = {
+    "rule": lambda r, e: r.name,
+    "ts": lambda r, e: e.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    "src_ip": lambda r, e: untrusted(r.privacy.address(e.src_ip) or "?"),
+    "dst_ip": lambda r, e: untrusted(r.privacy.address(e.dst_ip) or "?"),
+    "src_port": lambda r, e: str(e.src_port) if e.src_port is not None else "?",
+    "dst_port": lambda r, e: str(e.dst_port) if e.dst_port is not None else "?",
+    "place": _place,
+    "city": lambda r, e: untrusted(e.city or "?", 60),
+    "country": lambda r, e: untrusted(e.country or "?", 8),
+    "country_name": lambda r, e: untrusted(e.country_name or e.country or "?", 60),
+    "asn": lambda r, e: f"AS{e.asn}" if e.asn is not None else "AS?",
+    "as_org": lambda r, e: untrusted(e.as_org or "?", 60),
+    "service": lambda r, e: untrusted(e.service or "?", 32),
+    "action": lambda r, e: untrusted(e.action or "?", 32),
+    "sensor": lambda r, e: untrusted(e.sensor or "?", 60),
+    "source": lambda r, e: untrusted(e.source or "?", 60),
+    "user": lambda r, e: untrusted(e.user) if e.user else "?",
+    "user_part": _user_part,
+    "instance": _attr("instance", 60),
+    "client": _attr("client"),
+    "software": _attr("software", 40),
+    "os": _attr("os", 40),
+    "duration": lambda r, e: duration(e.duration),
+    "path": _attr("path"),
+}
+
+
+class _Values(Mapping[str, str]):
+    """The placeholders of one hit, each computed when a template reads it."""
+
+    def __init__(self, rule: Rule, event: Event, extra: dict[str, str]) -> None:
+        self.rule = rule
+        self.event = event
+        self.extra = extra
+
+    def __getitem__(self, name: str) -> str:
+        if name in self.extra:
+            return self.extra[name]
+        if name in _VALUES:
+            return _VALUES[name](self.rule, self.event)
+        if name in PLACEHOLDERS:
+            return "?"
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PLACEHOLDERS | self.extra.keys())
+
+    def __len__(self) -> int:
+        return len(PLACEHOLDERS | self.extra.keys())
 
 
 class FirstSeenRule(Rule):

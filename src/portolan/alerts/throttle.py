@@ -112,7 +112,8 @@ class Dispatcher:
         t = now.timestamp()
         outcome = self._decide(hit, settings, t, now)
         self.outcomes[(hit.rule, outcome)] += 1
-        self.records.append((hit.ts.timestamp(), hit.rule, hit.label, hit.line, outcome))
+        line = hit.line if outcome != "throttled" else ""
+        self.records.append((hit.ts.timestamp(), hit.rule, hit.label, line, outcome))
         return outcome
 
     def _decide(self, hit: Hit, settings: RuleSettings, t: float, now: dt.datetime) -> str:
