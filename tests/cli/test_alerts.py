@@ -71,3 +71,46 @@ def test_alerts_test_reports_each_channel(tmp_path: Path,
     unknown = CliRunner().invoke(main, ["-c", str(config), "alerts", "test", "--channel", "x"])
     assert unknown.exit_code == 2
     assert "no channel 'x'; known: good, bad" in unknown.output
+
+
+def test_dry_run_shows_what_would_be_sent(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from portolan.event import Event, encode_lines
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    common: dict[str, Any] = dict(service="spyserver", src_ip="198.51.100.4", src_port=5,
+                                  city="Lyon", country="FR", country_name="France")
+    events = [
+        Event(id="1", ts=t0, action="connect",
+              attrs={"instance": "hf", "client": "SDR++ \x1b[31m<!channel>"}, **common),
+        Event(id="2", ts=t0 + dt.timedelta(seconds=70), action="disconnect",
+              attrs={"instance": "hf"}, **common),
+        Event(id="3", ts=t0 + dt.timedelta(seconds=80), action="connect",
+              attrs={"instance": "hf"}, **common),
+    ]
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(encode_lines(events))
+    config = tmp_path / "p.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path}"\n[alerts]\nchannels.hook = "json://127.0.0.1:1/x"\n'
+        '[alerts.rules.sdr]\nkind = "spyserver"\n[alerts.rules.new]\nkind = "first_seen"\n')
+    _load()
+    result = CliRunner().invoke(main, ["-c", str(config), "alerts", "dry-run", str(log),
+                                       "-f", "jsonl"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "2026-01-01 00:00:00 sdr: Open 198.51.100.4#hf Lyon, France running SDR++ ?［31m"
+        "＜!channel＞",
+        "2026-01-01 00:00:00 new: First country FR France on spyserver: 198.51.100.4 "
+        "(Lyon, France)",
+        "2026-01-01 00:01:10 sdr: Close 198.51.100.4#hf Lyon, France @00:01:10",
+    ]
+    assert "rule sdr: 2 sent, 1 throttled" in result.stderr
+    assert "rule new: 1 sent" in result.stderr
+
+    missing = CliRunner().invoke(main, ["-c", str(config), "alerts", "dry-run", str(log),
+                                        "-f", "jsonl", "--rule", "nope"])
+    assert missing.exit_code == 2
+    assert "no rule 'nope'; known: sdr, new" in missing.output
