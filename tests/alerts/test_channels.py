@@ -104,9 +104,7 @@ async def test_hanging_channel_full_queue_and_shutdown(receiver: Any) -> None:
     assert results == [True, True, False]  # the third finds the queue full
     assert counters.failed == {("r", "hook"): 1}
     await receiver.arrived(1)  # the first is being delivered, and hangs
-    started = time.monotonic()
-    await ch.drain(0.3)
-    assert time.monotonic() - started < 5
+    await asyncio.wait_for(ch.drain(0.3), 10)  # gives up on the hanging delivery
     # the hanging one and the one still queued are given up
     assert counters.failed == {("r", "hook"): 3}
     assert not counters.sent
