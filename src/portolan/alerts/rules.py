@@ -57,7 +57,7 @@ PLACEHOLDERS: Final = frozenset({
     "rule", "ts", "src_ip", "dst_ip", "src_port", "dst_port", "place", "city", "country",
     "country_name", "asn", "as_org", "service", "action", "sensor", "source", "user",
     "user_part", "instance", "client", "software", "os", "duration", "path", "field",
-    "value", "count", "window",
+    "value", "count", "window", "reason",
 })
 
 
@@ -227,6 +227,7 @@ _VALUES: Final[dict[str, Callable[[Rule, Event], str]]] = {
     "os": _attr("os", 40),
     "duration": lambda r, e: duration(e.duration),
     "path": _attr("path"),
+    "reason": _attr("reason", 40),
 }
 
 
