@@ -165,7 +165,7 @@ async def test_daily_digest_on_time_and_once(tmp_path: Path, receiver: Any) -> N
     await sink.close()
     # a restart does not send it again
     again = alert_sink(runtime(tmp_path, alerts, now=lambda: clock[0]))
-    await again.start()
+    again.start()
     await again.tick()
     await again.close()
     assert len(receiver.requests) == 3

@@ -82,12 +82,14 @@ class AlertSink:
         self._last_digest: dt.datetime | None = None
         self._next_digest: dt.datetime | None = None
         self._last_prune = 0.0
+        self._digest_read = False
         self._closed = False
 
     # -- the sink ------------------------------------------------------------------------
 
     async def write(self, events: list[Event]) -> None:
-        await self.start()
+        self.start()
+        await self._digest_schedule()
         now = self.now()
         oldest = (now - dt.timedelta(seconds=self.max_age)) if self.max_age > 0 else None
         for event in events:
@@ -128,23 +130,30 @@ class AlertSink:
 
     # -- timers --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start the ticker (once); the first call also reads when the last digest was."""
+    def start(self) -> None:
+        """Start the channels and the ticker, once (the pipeline calls this as it starts;
+        the first batch would otherwise)."""
         if self._ticker is not None or self._closed:
             return
-        self._ticker = asyncio.create_task(self._tick_forever(), name="alerts-ticker")
         for channel in self.channels.values():
             channel.start()
-        if self.dispatcher.digest_time is not None:
-            stored = await self._run(self.state.get, _LAST_DIGEST)
-            now = self.now()
-            if stored is None:
-                await self._run(self.state.put, _LAST_DIGEST, now.isoformat())
-            last = dt.datetime.fromisoformat(stored) if stored else now
-            self._last_digest = last
-            self._next_digest = self.dispatcher.next_digest(last)
+        self._ticker = asyncio.create_task(self._tick_forever(), name="alerts-ticker")
+
+    async def _digest_schedule(self) -> None:
+        """Read when the last digest went out (first run: now), once."""
+        if self._digest_read or self.dispatcher.digest_time is None:
+            return
+        self._digest_read = True
+        stored = await self._run(self.state.get, _LAST_DIGEST)
+        now = self.now()
+        if stored is None:
+            await self._run(self.state.put, _LAST_DIGEST, now.isoformat())
+        last = dt.datetime.fromisoformat(stored) if stored else now
+        self._last_digest = last
+        self._next_digest = self.dispatcher.next_digest(last)
 
     async def _tick_forever(self) -> None:
+        await self._digest_schedule()
         while True:
             await asyncio.sleep(TICK)
             try:
@@ -156,6 +165,7 @@ class AlertSink:
 
     async def tick(self) -> None:
         """One look at the clock: groups due, quiet hours over, digest due, pruning."""
+        await self._digest_schedule()
         now = self.now()
         self.dispatcher.tick(now)
         self._send()
@@ -240,7 +250,7 @@ def _service(runtime: Runtime) -> Any:
         return None
 
     async def keep_time() -> None:
-        await sink.start()
+        sink.start()
         await asyncio.Event().wait()
 
     return keep_time()
