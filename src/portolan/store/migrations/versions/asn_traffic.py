@@ -1,14 +1,14 @@
 """Traffic per autonomous system, per hour (the capture sensor's flows).
 
 Revision ID: asn_traffic
-Revises: 0001
+Revises: rollups
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "asn_traffic"
-down_revision = "0001"
+down_revision = "rollups"
 branch_labels = None
 depends_on = None
 
