@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import json
 import os
 import re
 import socket
@@ -328,7 +329,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)  # a valid TOML basic string too
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):

@@ -235,7 +235,7 @@ def test_no_sink_without_rules_or_channels(tmp_path: Path) -> None:
 async def test_the_service_keeps_time_beside_the_pipeline(tmp_path: Path,
                                                           receiver: Any) -> None:
     rt = runtime(tmp_path, f'[alerts]\nchannels.hook = "{receiver.url()}"\n'
-                           'rules.x = { kind = "match" }\n')
+                           'rules.x = { kind = "match" }\n[server]\nenabled = false\n')
     sink = alert_sink(rt)
     services = dict(rt.services())
     task = asyncio.ensure_future(services["alerts"])

@@ -512,8 +512,8 @@ class GeoEnricher:
         invalid_marker = INVALID[9]
         invalid = 0
         for ev in events:
-            if ev.geo_db is not None:
-                continue
+            if ev.geo_db is not None or ev.country is not None:
+                continue  # placed already (by the sensor that sent it, or a re-run)
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
