@@ -107,7 +107,8 @@ class AlertsSection(Section):
     ``ops = "mailtos://user:pass@example.org"``, ``hook = "json://host/path"``... (secrets
     may come from the environment: ``PORTOLAN_ALERTS__CHANNELS__SLACK``)."""
     rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
-    """Rules by name, one table each: ``[alerts.rules.NAME]`` (keys: see docs/alerts.md)."""
+    """Rules by name, one table each: ``[alerts.rules.NAME]``, or one line each:
+    ``rules.sdr = { kind = "spyserver" }``. Keys: see docs/alerts.md."""
     title: str = "Portolan"
     """Title of every notification (channels that have titles)."""
     max_age: Duration = "1h"
