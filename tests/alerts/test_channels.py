@@ -145,5 +145,5 @@ async def test_ntfy_on_loopback(receiver: Any) -> None:
     await settle(ch, counters, 1)
     await ch.drain(1)
     (request,) = receiver.requests
-    assert "Open 192.0.2.9#hf.config" in request.body.decode()
-    assert "portolan" in request.path + request.body.decode()
+    assert request.json() == {"topic": "portolan", "title": "Portolan",
+                              "message": "Open 192.0.2.9#hf.config"}
