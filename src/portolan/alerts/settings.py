@@ -90,7 +90,7 @@ class RuleSettings(Section):
     ``{value}``, ``{count}``...); empty: the kind's own line."""
     throttle: Duration | None = None
     """At most one alert per subject (address, country...) within this time; the rest are
-    counted for the digest. Empty: ``[alerts] throttle``."""
+    counted for the digest. Not set: ``[alerts] throttle``."""
     quiet_hours: bool = True
     """Hold this rule's alerts during ``[alerts] quiet_hours`` (false: always send)."""
     digest_only: bool = False
