@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import http.server
 import json
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -136,3 +137,58 @@ _counter = [0]
 def make_event() -> Any:
     """``make_event(n, **fields)``: an event ``n`` seconds after :data:`T0`."""
     return _event
+
+
+class MailServer:
+    """Just enough SMTP on 127.0.0.1 to take messages (no TLS, no AUTH)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                def reply(text: str) -> None:
+                    self.wfile.write(text.encode() + b"\r\n")
+
+                reply("220 localhost ESMTP")
+                lines: list[str] | None = None
+                while raw := self.rfile.readline():
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    if lines is not None:
+                        if line == ".":
+                            server.messages.append("\n".join(lines))
+                            lines = None
+                            reply("250 queued")
+                        else:
+                            lines.append(line[1:] if line.startswith("..") else line)
+                        continue
+                    verb = line[:4].upper()
+                    if verb == "EHLO":
+                        reply("250-localhost\r\n250 8BITMIME")
+                    elif verb == "DATA":
+                        lines = []
+                        reply("354 go ahead")
+                    elif verb == "QUIT":
+                        reply("221 bye")
+                        return
+                    else:
+                        reply("250 OK")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    server = MailServer()
+    try:
+        yield server
+    finally:
+        server.close()

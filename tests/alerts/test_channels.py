@@ -114,3 +114,36 @@ def test_unknown_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"alerts.channels.hook: Apprise cannot use this "
                                           r"URL \(scheme 'nosuch'\)"):
         channel("nosuch://x/y", Counters())
+
+
+async def test_e_mail_through_a_real_smtp_server(mail_server: Any) -> None:
+    import email
+    import email.policy
+
+    counters = Counters()
+    ch = channel(f"mailto://127.0.0.1:{mail_server.port}?from=portolan@example.org"
+                 "&to=ops@example.org", counters)
+    ch.offer(Outgoing("r", ("hook",), f"Login as {untrusted('<b>root</b>')} from 192.0.2.1"))
+    await settle(ch, counters, 1)
+    await ch.drain(1)
+    assert counters.sent == {("r", "hook"): 1}
+    (raw,) = mail_server.messages
+    message = email.message_from_string(raw, policy=email.policy.default)
+    assert message["To"] == "ops@example.org"
+    assert message["Subject"] == "Portolan"
+    body = message.get_body(("plain", "html"))
+    assert body is not None
+    text = body.get_content()
+    assert "Login as ＜b＞root＜/b＞ from 192.0.2.1" in text
+    assert "<b>" not in text
+
+
+async def test_ntfy_on_loopback(receiver: Any) -> None:
+    counters = Counters()
+    ch = channel(f"ntfy://127.0.0.1:{receiver.port}/portolan", counters)
+    ch.offer(Outgoing("r", ("hook",), "Open 192.0.2.9#hf.config"))
+    await settle(ch, counters, 1)
+    await ch.drain(1)
+    (request,) = receiver.requests
+    assert request.json() == {"topic": "portolan", "title": "Portolan",
+                              "message": "Open 192.0.2.9#hf.config"}

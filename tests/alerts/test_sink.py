@@ -16,7 +16,7 @@ from portolan.alerts.sink import AlertSink, sink_of
 from portolan.enrich.privacy import Privacy, load_secret
 from portolan.event import Event, decode_lines, encode_lines
 from portolan.pipeline import Pipeline
-from portolan.runtime import Runtime
+from portolan.runtime import SERVICES, Runtime
 from portolan.sinks.jsonl import JsonLinesSink
 from portolan.sources.lines import FileOnceSource, LineStats
 
@@ -237,8 +237,9 @@ async def test_the_service_keeps_time_beside_the_pipeline(tmp_path: Path,
     rt = runtime(tmp_path, f'[alerts]\nchannels.hook = "{receiver.url()}"\n'
                            'rules.x = { kind = "match" }\n[server]\nenabled = false\n')
     sink = alert_sink(rt)
-    services = dict(rt.services())
-    task = asyncio.ensure_future(services["alerts"])
+    coro = SERVICES.get("alerts").make(rt)
+    assert coro is not None
+    task = asyncio.ensure_future(coro)
     deadline = time.monotonic() + 10
     while sink._ticker is None:
         assert time.monotonic() < deadline

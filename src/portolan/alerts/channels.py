@@ -137,9 +137,10 @@ class Channel:
                     self._failing = False
                 return
             if not self._failing:
-                log.warning("alert channel %s failed to deliver%s; retrying (%d retries, "
-                            "back-off up to %.0f s)", self.name,
-                            f" ({error})" if error else "", self.retries, self.retry_max)
+                plan = (f"trying each message up to {self.retries} more times, waiting up "
+                        f"to {self.retry_max:.0f} s" if self.retries else "not retrying")
+                log.warning("alert channel %s failed to deliver%s; %s", self.name,
+                            f" ({error})" if error else "", plan)
                 self._failing = True
             if attempt < self.retries:
                 self.counters.retries[self.name] += 1

@@ -90,7 +90,7 @@ class RuleSettings(Section):
     ``{value}``, ``{count}``...); empty: the kind's own line."""
     throttle: Duration | None = None
     """At most one alert per subject (address, country...) within this time; the rest are
-    counted for the digest. Empty: ``[alerts] throttle``."""
+    counted for the digest. Not set: ``[alerts] throttle``."""
     quiet_hours: bool = True
     """Hold this rule's alerts during ``[alerts] quiet_hours`` (false: always send)."""
     digest_only: bool = False
@@ -107,7 +107,8 @@ class AlertsSection(Section):
     ``ops = "mailtos://user:pass@example.org"``, ``hook = "json://host/path"``... (secrets
     may come from the environment: ``PORTOLAN_ALERTS__CHANNELS__SLACK``)."""
     rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
-    """Rules by name, one table each: ``[alerts.rules.NAME]`` (keys: see docs/alerts.md)."""
+    """Rules by name, one table each: ``[alerts.rules.NAME]``, or one line each:
+    ``rules.sdr = { kind = "spyserver" }``. Keys: see docs/alerts.md."""
     title: str = "Portolan"
     """Title of every notification (channels that have titles)."""
     max_age: Duration = "1h"

@@ -44,6 +44,8 @@ TICK: Final = 1.0
 #: Seconds between two prunings of old hits.
 PRUNE_EVERY: Final = 3600.0
 _LAST_DIGEST: Final = "last_digest"
+#: Events looked at between two chances for the event loop to run other tasks.
+YIELD_EVERY: Final = 500
 
 
 def _utcnow() -> dt.datetime:
@@ -92,7 +94,9 @@ class AlertSink:
         await self._digest_schedule()
         now = self.now()
         oldest = (now - dt.timedelta(seconds=self.max_age)) if self.max_age > 0 else None
-        for event in events:
+        for index, event in enumerate(events):
+            if index and not index % YIELD_EVERY:
+                await asyncio.sleep(0)  # the loop also serves the API: let it breathe
             stale = oldest is not None and event.ts < oldest
             for rule in self.rules:
                 try:
