@@ -35,6 +35,7 @@ assert _COLUMNS == FIELDS, "events table and Event fields must be in the same or
 _TS = FIELDS.index("ts")
 _ATTRS = FIELDS.index("attrs")
 _RECEIVED = FIELDS.index("received")
+_PAYLOAD = FIELDS.index("payload")
 
 
 @dataclass
@@ -54,8 +55,9 @@ def event_row(event: Event) -> list[Any]:
     received = row[_RECEIVED]
     if received is not None:
         row[_RECEIVED] = (received - EPOCH) // ONE_US
-    if row[FIELDS.index("payload")] is not None:
-        row[FIELDS.index("payload")] = bytes(row[FIELDS.index("payload")])
+    payload = row[_PAYLOAD]
+    if payload is not None:
+        row[_PAYLOAD] = bytes(payload)
     return row
 
 
