@@ -171,6 +171,34 @@ class SpyserverParser:
         """The read is over: a client name cannot continue; hand over what was held."""
         return self._release()
 
+    # -- saved state (see Resumable in portolan.sources.process) ------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The open sessions, as plain data to keep across a crash of Portolan."""
+        return [
+            {"session": o.session, "ip": ip, "port": port, "start": o.start.isoformat(),
+             "attrs": o.attrs}
+            for (ip, port), o in self.open.items()
+        ]
+
+    def restore(self, saved: list[dict[str, Any]], ended: dt.datetime) -> list[Event]:
+        """End the sessions a previous Portolan left open: it stopped without seeing their
+        end, and the program it ran stopped with it (reason ``lost``, at ``ended``)."""
+        out = []
+        for item in saved:
+            try:
+                start = dt.datetime.fromisoformat(str(item["start"]))
+                ip, port, session = str(item["ip"]), int(item["port"]), str(item["session"])
+                attrs = dict(item.get("attrs") or {})
+            except (KeyError, TypeError, ValueError):
+                self.ctx.counters["spyserver: unreadable saved session"] += 1
+                continue
+            attrs["reason"] = "lost"
+            event = self._event("disconnect", ip, port, attrs, ended, session=session,
+                                duration=max(0.0, (ended - start).total_seconds()))
+            out.append(event)
+        return out
+
     # -- the parser interface ----------------------------------------------------------
 
     def parse(self, line: str) -> list[Event] | None:
