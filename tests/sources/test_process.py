@@ -226,3 +226,22 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         make_source(ProcessOptions(type="process", command=["true"], exclude=["10.*.1.*"]), ctx)
     with pytest.raises(ConfigError, match="unknown format 'nope'"):
         make_source(ProcessOptions(type="process", command=["true"], format="nope"), ctx)
+
+
+async def test_on_a_pipe_the_program_holds_its_lines_until_it_exits(tmp_path: Path) -> None:
+    # why the pty: the stand-in, like spyserver, buffers 4 KiB when stdout is a pipe
+    config = write_config(tmp_path, "hf.config")
+    opts = ProcessOptions(type="process", command=command(config), pty=False, echo=True)
+    echo = io.StringIO()
+    source = ProcessSource(opts, SourceContext(sensor="t", data_dir=tmp_path), echo_to=echo)
+    out = Collect()
+    async with running(source, out):
+        port = await wait(lambda: port_of(config), what="listening")
+        c = client(port, b"SDR++")
+        await asyncio.sleep(1.0)  # a negative: nothing can be awaited
+        # only stderr (unbuffered) has come through; stdout waits in the program
+        assert echo.getvalue() == "hf.config| Found Rafael Micro R820T tuner\n"
+        assert out.events == []
+    assert [e.action for e in out.events] == ["connect", "disconnect"]
+    assert out.events[1].attrs["reason"] == "shutdown"
+    c.close()

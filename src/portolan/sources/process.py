@@ -100,8 +100,10 @@ class ProcessOptions(SourceOptions, kw_only=True, forbid_unknown_fields=True):
     """Copy each line the program prints to Portolan's console, prefixed with the
     instance name (control characters shown escaped)."""
     pty: bool = True
-    """Run the program on a pseudo-terminal, so that it writes each line at once. With
-    false, a pipe (wrap the command in ``stdbuf -oL`` if the program buffers its output)."""
+    """Run the program on a pseudo-terminal, so that it writes each line at once (and each
+    message in one write, which the spyserver format uses to tell a forged line inside a
+    client name from a real one). With false, a pipe: wrap the command in ``stdbuf -oL``
+    if the program buffers its output."""
     restart: bool = True
     """Start the program again when it exits."""
     backoff_initial: float = 1.0
@@ -381,7 +383,8 @@ class ProcessSource:
 
     def _lines(self, lines: list[bytes]) -> list[Event]:
         parser = self.parser
-        reads = parser if isinstance(parser, ReadBoundaries) else None
+        # on a pipe the program's buffer decides where a read ends, not its writes
+        reads = parser if self.options.pty and isinstance(parser, ReadBoundaries) else None
         if reads is not None:
             reads.start_read()
         stats = self.stats
