@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spyserver_kit import (
+
+from portolan.config import ConfigError
+from portolan.event import Event
+from portolan.sources.base import SOURCES, SourceContext
+from portolan.sources.process import ProcessOptions, ProcessSource, describe_exit
+from tests.sources.spyserver_kit import (
     alive,
     client,
     command,
@@ -23,11 +28,6 @@ from spyserver_kit import (
     wait,
     write_config,
 )
-
-from portolan.config import ConfigError
-from portolan.event import Event
-from portolan.sources.base import SOURCES, SourceContext
-from portolan.sources.process import ProcessOptions, ProcessSource, describe_exit
 
 
 class Collect:

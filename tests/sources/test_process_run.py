@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spyserver_kit import (
+from portolan.store import Store
+from tests.sources.spyserver_kit import (
     alive,
     client,
     command,
@@ -22,8 +23,6 @@ from spyserver_kit import (
     wait_sync,
     write_config,
 )
-
-from portolan.store import Store
 
 
 def toml_list(items: list[str]) -> str:
