@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import sys
@@ -244,4 +245,50 @@ async def test_on_a_pipe_the_program_holds_its_lines_until_it_exits(tmp_path: Pa
         assert out.events == []
     assert [e.action for e in out.events] == ["connect", "disconnect"]
     assert out.events[1].attrs["reason"] == "shutdown"
+    c.close()
+
+
+class Checkpointing(Collect):
+    """An emitter that, like the pipeline, calls checkpoints once events are "stored"."""
+
+    async def emit(self, events: list[Event], checkpoint: Any = None) -> None:
+        self.events.extend(events)
+        if checkpoint is not None:
+            checkpoint()
+
+
+async def test_open_sessions_are_saved_with_a_heartbeat_and_resumed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "hf.config")
+    opts = ProcessOptions(type="process", command=command(config), instance="hf")
+    ctx = SourceContext(sensor="t", data_dir=tmp_path / "data")
+    source = ProcessSource(opts, ctx, heartbeat=0.1)
+    out = Checkpointing()
+    task = asyncio.create_task(source.run(out))
+    port = await wait(lambda: port_of(config), what="listening")
+    c = client(port, b"SDR++")
+    await wait(lambda: out.of("connect"), what="connect")
+    state = source.state_path
+
+    def saved() -> dict[str, Any]:
+        return json.loads(state.read_text()) if state.exists() else {"open": []}
+
+    await wait(lambda: saved()["open"], what="open session saved")
+    first = saved()["alive"]
+    await wait(lambda: saved()["alive"] != first, what="a heartbeat")
+    # Portolan dies without a word: the task is dropped, the program killed from outside
+    task.cancel()  # (cancelling stops cleanly; emulate the crash by restoring the file)
+    crashed = state.read_text()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert saved()["open"] == []  # a clean stop leaves nothing open
+    state.write_text(crashed)
+    again = ProcessSource(opts, ctx)
+    out2 = Checkpointing()
+    async with running(again, out2):
+        await wait(lambda: out2.of("disconnect"), what="the lost session ended")
+        (lost,) = out2.of("disconnect")
+        assert lost.attrs["reason"] == "lost" and lost.ts.isoformat() == json.loads(
+            crashed)["alive"]
+        assert lost.session == out.of("connect")[0].session
+        await wait(lambda: saved()["open"] == [], what="state cleared")
     c.close()

@@ -167,8 +167,10 @@ class ProcessSource:
         ctx: SourceContext,
         *,
         echo_to: TextIO | None = None,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.options = options
+        self.heartbeat = heartbeat
         self.ctx = ctx
         self.instance = options.instance or instance_name(options.command)
         self.name = options.name or f"{options.format}:{self.instance}"
@@ -234,7 +236,7 @@ class ProcessSource:
         """Parse the program's output until it ends."""
         while True:
             try:
-                data = await asyncio.wait_for(_read(fd), HEARTBEAT)
+                data = await asyncio.wait_for(_read(fd), self.heartbeat)
             except TimeoutError:
                 if self._resumable is not None and self._saved_open:
                     await out.emit([], self._checkpoint())
