@@ -292,3 +292,21 @@ async def test_open_sessions_are_saved_with_a_heartbeat_and_resumed(tmp_path: Pa
         assert lost.session == out.of("connect")[0].session
         await wait(lambda: saved()["open"] == [], what="state cleared")
     c.close()
+
+
+async def test_working_directory_environment_and_any_line_format(tmp_path: Path) -> None:
+    script = (
+        "import json, os\n"
+        "print(json.dumps({'ts': '2026-11-23T05:00:00Z', 'service': 'x', 'action': 'probe',"
+        " 'attrs': {'cwd': os.getcwd(), 'var': os.environ['PORTOLAN_TEST_VAR']}}))\n"
+    )
+    (tmp_path / "work").mkdir()
+    opts = ProcessOptions(type="process", command=[sys.executable, "-c", script],
+                          cwd=str(tmp_path / "work"), env={"PORTOLAN_TEST_VAR": "ünïcode"},
+                          format="jsonl", restart=False, instance="probe")
+    source = SOURCES.get("process").make(opts, SourceContext(sensor="t", data_dir=tmp_path))
+    out = Collect()
+    await asyncio.wait_for(source.run(out), 30)  # restart = false: run returns at exit
+    (event,) = out.events
+    assert event.attrs == {"cwd": str(tmp_path / "work"), "var": "ünïcode"}
+    assert event.source == "jsonl:probe" and event.sensor == "t" and event.id
