@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from portolan.store import Store
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "sources"))
-from spyserver_kit import (
+from tests.sources.spyserver_kit import (
     alive,
     client,
     command,

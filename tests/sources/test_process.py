@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import signal
 import sys
@@ -13,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spyserver_kit import (
+
+from portolan.config import ConfigError
+from portolan.event import Event
+from portolan.sources.base import SOURCES, SourceContext
+from portolan.sources.process import ProcessOptions, ProcessSource, describe_exit
+from tests.sources.spyserver_kit import (
     alive,
     client,
     command,
@@ -23,11 +29,6 @@ from spyserver_kit import (
     wait,
     write_config,
 )
-
-from portolan.config import ConfigError
-from portolan.event import Event
-from portolan.sources.base import SOURCES, SourceContext
-from portolan.sources.process import ProcessOptions, ProcessSource, describe_exit
 
 
 class Collect:
@@ -226,3 +227,86 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         make_source(ProcessOptions(type="process", command=["true"], exclude=["10.*.1.*"]), ctx)
     with pytest.raises(ConfigError, match="unknown format 'nope'"):
         make_source(ProcessOptions(type="process", command=["true"], format="nope"), ctx)
+
+
+async def test_on_a_pipe_the_program_holds_its_lines_until_it_exits(tmp_path: Path) -> None:
+    # why the pty: the stand-in, like spyserver, buffers 4 KiB when stdout is a pipe
+    config = write_config(tmp_path, "hf.config")
+    opts = ProcessOptions(type="process", command=command(config), pty=False, echo=True)
+    echo = io.StringIO()
+    source = ProcessSource(opts, SourceContext(sensor="t", data_dir=tmp_path), echo_to=echo)
+    out = Collect()
+    async with running(source, out):
+        port = await wait(lambda: port_of(config), what="listening")
+        c = client(port, b"SDR++")
+        await asyncio.sleep(1.0)  # a negative: nothing can be awaited
+        # only stderr (unbuffered) has come through; stdout waits in the program
+        assert echo.getvalue() == "hf.config| Found Rafael Micro R820T tuner\n"
+        assert out.events == []
+    assert [e.action for e in out.events] == ["connect", "disconnect"]
+    assert out.events[1].attrs["reason"] == "shutdown"
+    c.close()
+
+
+class Checkpointing(Collect):
+    """An emitter that, like the pipeline, calls checkpoints once events are "stored"."""
+
+    async def emit(self, events: list[Event], checkpoint: Any = None) -> None:
+        self.events.extend(events)
+        if checkpoint is not None:
+            checkpoint()
+
+
+async def test_open_sessions_are_saved_with_a_heartbeat_and_resumed(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "hf.config")
+    opts = ProcessOptions(type="process", command=command(config), instance="hf")
+    ctx = SourceContext(sensor="t", data_dir=tmp_path / "data")
+    source = ProcessSource(opts, ctx, heartbeat=0.1)
+    out = Checkpointing()
+    task = asyncio.create_task(source.run(out))
+    port = await wait(lambda: port_of(config), what="listening")
+    c = client(port, b"SDR++")
+    await wait(lambda: out.of("connect"), what="connect")
+    state = source.state_path
+
+    def saved() -> dict[str, Any]:
+        return json.loads(state.read_text()) if state.exists() else {"open": []}
+
+    await wait(lambda: saved()["open"], what="open session saved")
+    first = saved()["alive"]
+    await wait(lambda: saved()["alive"] != first, what="a heartbeat")
+    # Portolan dies without a word: the task is dropped, the program killed from outside
+    task.cancel()  # (cancelling stops cleanly; emulate the crash by restoring the file)
+    crashed = state.read_text()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert saved()["open"] == []  # a clean stop leaves nothing open
+    state.write_text(crashed)
+    again = ProcessSource(opts, ctx)
+    out2 = Checkpointing()
+    async with running(again, out2):
+        await wait(lambda: out2.of("disconnect"), what="the lost session ended")
+        (lost,) = out2.of("disconnect")
+        assert lost.attrs["reason"] == "lost" and lost.ts.isoformat() == json.loads(
+            crashed)["alive"]
+        assert lost.session == out.of("connect")[0].session
+        await wait(lambda: saved()["open"] == [], what="state cleared")
+    c.close()
+
+
+async def test_working_directory_environment_and_any_line_format(tmp_path: Path) -> None:
+    script = (
+        "import json, os\n"
+        "print(json.dumps({'ts': '2026-11-23T05:00:00Z', 'service': 'x', 'action': 'probe',"
+        " 'attrs': {'cwd': os.getcwd(), 'var': os.environ['PORTOLAN_TEST_VAR']}}))\n"
+    )
+    (tmp_path / "work").mkdir()
+    opts = ProcessOptions(type="process", command=[sys.executable, "-c", script],
+                          cwd=str(tmp_path / "work"), env={"PORTOLAN_TEST_VAR": "ünïcode"},
+                          format="jsonl", restart=False, instance="probe")
+    source = SOURCES.get("process").make(opts, SourceContext(sensor="t", data_dir=tmp_path))
+    out = Collect()
+    await asyncio.wait_for(source.run(out), 30)  # restart = false: run returns at exit
+    (event,) = out.events
+    assert event.attrs == {"cwd": str(tmp_path / "work"), "var": "ünïcode"}
+    assert event.source == "jsonl:probe" and event.sensor == "t" and event.id

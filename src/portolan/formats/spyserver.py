@@ -35,7 +35,9 @@ can have, are then taken as part of that name and never acted on. Without read b
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -75,6 +77,9 @@ CLOSE_ALL: Final = {
     "No clients using the device. Sleeping...": "no_clients",
 }
 
+_CLOSING_STARTS: Final = (
+    "Client disconnected", "User session", "Releasing", "SPY Server", *CLOSE_ALL)
+
 #: Lines recognised and ignored (matched at the start of the line).
 NOISE: Final = re.compile(
     r"^(?:"
@@ -109,21 +114,25 @@ def client_parts(name: str) -> dict[str, str | None]:
     ``SpyClient for Python v1.0`` -> SpyClient for Python, 1.0. Anything else (or a name
     with a line break) gives no parts: the raw name is kept beside them in any case.
     """
-    parts: dict[str, str | None] = {"software": None, "version": None, "os": None}
+    software, version, os = _client_parts(name)
+    return {"software": software, "version": version, "os": os}
+
+
+@functools.lru_cache(maxsize=1024)
+def _client_parts(name: str) -> tuple[str | None, str | None, str | None]:
     text = name.strip()
     if not text or len(text) > 128 or not text.isprintable():
-        return parts
+        return None, None, None
     m = _SDRSHARP.match(text)
     if m:
-        parts.update(software="SDR#", version=m["version"], os=m["os"])
-        return parts
+        return "SDR#", m["version"], m["os"]
     m = _NAME_VERSION.match(text)
-    if m:
-        software = m["software"].strip()
-        if m["for"]:
-            software = f"{software} for {m['for'].strip()}"
-        parts.update(software=software, version=m["version"], os=m["os"])
-    return parts
+    if m is None:
+        return None, None, None
+    software = m["software"].strip()
+    if m["for"]:
+        software = f"{software} for {m['for'].strip()}"
+    return software, m["version"], m["os"]
 
 
 @dataclass
@@ -152,7 +161,8 @@ class SpyserverParser:
         self.ctx = ctx
         self.instance = str(ctx.options.get("instance") or ctx.source or SERVICE)
         self.open: dict[tuple[str, int], _Open] = {}
-        self._recent: dict[tuple[str, int], None] = {}
+        self._recent: collections.OrderedDict[tuple[str, int], None] = (
+            collections.OrderedDict())
         self._reads = False
         self._pending: _Pending | None = None
         self._seq = 0
@@ -170,6 +180,34 @@ class SpyserverParser:
     def end_read(self) -> list[Event]:
         """The read is over: a client name cannot continue; hand over what was held."""
         return self._release()
+
+    # -- saved state (see Resumable in portolan.sources.process) ------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The open sessions, as plain data to keep across a crash of Portolan."""
+        return [
+            {"session": o.session, "ip": ip, "port": port, "start": o.start.isoformat(),
+             "attrs": o.attrs}
+            for (ip, port), o in self.open.items()
+        ]
+
+    def restore(self, saved: list[dict[str, Any]], ended: dt.datetime) -> list[Event]:
+        """End the sessions a previous Portolan left open: it stopped without seeing their
+        end, and the program it ran stopped with it (reason ``lost``, at ``ended``)."""
+        out = []
+        for item in saved:
+            try:
+                start = dt.datetime.fromisoformat(str(item["start"]))
+                ip, port, session = str(item["ip"]), int(item["port"]), str(item["session"])
+                attrs = dict(item.get("attrs") or {})
+            except (KeyError, TypeError, ValueError):
+                self.ctx.counters["spyserver: unreadable saved session"] += 1
+                continue
+            attrs["reason"] = "lost"
+            event = self._event("disconnect", ip, port, attrs, ended, session=session,
+                                duration=max(0.0, (ended - start).total_seconds()))
+            out.append(event)
+        return out
 
     # -- the parser interface ----------------------------------------------------------
 
@@ -202,6 +240,8 @@ class SpyserverParser:
     @staticmethod
     def _closes(line: str) -> bool:
         text = line.rstrip("\r")
+        if not text.startswith(_CLOSING_STARTS):
+            return False
         return bool(
             DISCONNECTED.match(text) or EXPIRED.match(text) or text.strip() in CLOSE_ALL
             or RELEASING.match(text) or BANNER.match(text)
@@ -226,9 +266,46 @@ class SpyserverParser:
         text = line.rstrip("\r")
         if not text.strip():
             return []
-        m = ACCEPTED.match(text)
-        if m:
-            return self._connect(m) if _port_ok(m) else None
+        # the first word tells which few patterns can match
+        if text.startswith("Accepted client "):
+            m = ACCEPTED.match(text)
+            if m and _port_ok(m):
+                return self._connect(m)
+            return None
+        if text.startswith("Client "):
+            return self._client_line(text)
+        if text.startswith("User session expired"):
+            m = EXPIRED.match(text)
+            if m and _port_ok(m):
+                return self._disconnect(m["ip"], int(m["port"]), "expired")
+            return None
+        reason = CLOSE_ALL.get(text.strip())
+        if reason is not None:
+            return self._close_all(reason)
+        if text.startswith("Releasing the ") and RELEASING.match(text):
+            return self._close_all("shutdown")
+        if text.startswith("SPY Server v"):
+            m = BANNER.match(text)
+            if m:
+                self._version = m["version"]
+                return self._close_all("restart")
+        if text.startswith("Listening for connections on "):
+            m = LISTENING.match(text)
+            if m:
+                self._listen_port = int(m["port"])
+                host = m["host"]
+                self._listen_ip = None if host in ("0.0.0.0", "*") else host  # noqa: S104
+                return []
+        if text.startswith("Acquired a"):
+            m = DEVICE.match(text)
+            if m:
+                self._device = clip(m["device"], 64)
+                return []
+        if NOISE.match(text):
+            return []
+        return None
+
+    def _client_line(self, text: str) -> list[Event] | None:
         m = DISCONNECTED.match(text)
         if m:
             return self._disconnect(m["ip"], int(m["port"]), "client") if _port_ok(m) else None
@@ -243,31 +320,6 @@ class SpyserverParser:
                 return None
             return [self._event("rejected", m["ip"], int(m["port"]), {
                 "reason": "protocol", "expected": m["expected"], "got": m["got"]})]
-        m = EXPIRED.match(text)
-        if m:
-            return self._disconnect(m["ip"], int(m["port"]), "expired") if _port_ok(m) else None
-        reason = CLOSE_ALL.get(text.strip())
-        if reason is not None:
-            return self._close_all(reason)
-        m = RELEASING.match(text)
-        if m:
-            return self._close_all("shutdown")
-        m = BANNER.match(text)
-        if m:
-            self._version = m["version"]
-            return self._close_all("restart")
-        m = LISTENING.match(text)
-        if m:
-            self._listen_port = int(m["port"])
-            host = m["host"]
-            self._listen_ip = None if host in ("0.0.0.0", "*") else host  # noqa: S104
-            return []
-        m = DEVICE.match(text)
-        if m:
-            self._device = clip(m["device"], 64)
-            return []
-        if NOISE.match(text):
-            return []
         return None
 
     def _attrs(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -336,7 +388,7 @@ class SpyserverParser:
     def _remember(self, key: tuple[str, int]) -> None:
         self._recent[key] = None
         if len(self._recent) > RECENT_KEEP:
-            del self._recent[next(iter(self._recent))]
+            self._recent.popitem(last=False)
 
     def _close_all(self, reason: str) -> list[Event]:
         out: list[Event] = []

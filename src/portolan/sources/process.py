@@ -15,18 +15,22 @@ Supervision:
 - on stop, the program's process group gets SIGTERM, then SIGKILL after ``stop_grace``
   seconds; what it prints meanwhile is still parsed, and the parser's ``finish`` (spyserver:
   every open session ends) runs on each exit;
-- the program gets ``PR_SET_PDEATHSIG`` = SIGKILL, so it dies with Portolan even when
-  Portolan itself is killed with SIGKILL and cannot stop it: no orphans.
+- the program gets ``PR_SET_PDEATHSIG`` = SIGKILL (set by a small launcher that then
+  executes it), so it dies with Portolan even when Portolan itself is killed with SIGKILL
+  and cannot stop it: no orphans.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import datetime as dt
 import errno
+import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +39,7 @@ import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TextIO, runtime_checkable
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 import msgspec
 
@@ -49,7 +53,8 @@ from portolan.text import printable
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
-_PR_SET_PDEATHSIG = 1
+#: While sessions are open, how often (seconds) the saved state notes that all is well.
+HEARTBEAT = 30.0
 
 
 @runtime_checkable
@@ -61,6 +66,19 @@ class ReadBoundaries(Protocol):
 
     def end_read(self) -> list[Event]:
         """The read is over; return events held back while it lasted."""
+        ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A parser whose open sessions are kept across a crash of Portolan."""
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """What is open, as plain data (saved once the events before it are stored)."""
+        ...
+
+    def restore(self, saved: list[dict[str, Any]], ended: dt.datetime) -> list[Event]:
+        """Events that end what a previous run left open (it ended at ``ended``)."""
         ...
 
 
@@ -82,8 +100,10 @@ class ProcessOptions(SourceOptions, kw_only=True, forbid_unknown_fields=True):
     """Copy each line the program prints to Portolan's console, prefixed with the
     instance name (control characters shown escaped)."""
     pty: bool = True
-    """Run the program on a pseudo-terminal, so that it writes each line at once. With
-    false, a pipe (wrap the command in ``stdbuf -oL`` if the program buffers its output)."""
+    """Run the program on a pseudo-terminal, so that it writes each line at once (and each
+    message in one write, which the spyserver format uses to tell a forged line inside a
+    client name from a real one). With false, a pipe: wrap the command in ``stdbuf -oL``
+    if the program buffers its output."""
     restart: bool = True
     """Start the program again when it exits."""
     backoff_initial: float = 1.0
@@ -106,29 +126,25 @@ def instance_name(command: list[str]) -> str:
     return Path(command[-1] if len(command) > 1 else command[0]).name or command[0]
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-        return prctl
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return None
+#: Runs before the program, in its process: ask the kernel for SIGKILL when Portolan dies
+#: (PR_SET_PDEATHSIG = 1, kept across exec), give up if Portolan is already gone, then
+#: become the program. A separate interpreter, because code run between fork and exec in
+#: a process with threads (preexec_fn) can deadlock.
+LAUNCHER = (
+    "import ctypes,os,sys\n"
+    "ctypes.CDLL(None).prctl(1,9,0,0,0)\n"
+    "if os.getppid()!=int(sys.argv[1]):os._exit(1)\n"
+    "try:os.execvp(sys.argv[2],sys.argv[2:])\n"
+    "except OSError as e:\n"
+    " sys.stderr.write(f'portolan: cannot start {sys.argv[2]}: {e.strerror}\\n');os._exit(127)\n"
+)
 
 
-_PRCTL = _libc_prctl()
-
-
-def _child_setup(parent: int) -> Callable[[], None]:
-    """Runs in the child between fork and exec: die with the parent, even if it is killed
-    (``PR_SET_PDEATHSIG``); and if the parent is already gone, do not start at all."""
-
-    def setup() -> None:
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return setup
+def launch_command(command: list[str]) -> list[str]:
+    """``command`` behind the launcher that ties its life to this process."""
+    if not sys.platform.startswith("linux"):  # pragma: no cover - PR_SET_PDEATHSIG is Linux's
+        return command
+    return [sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), *command]
 
 
 def describe_exit(status: int) -> str:
@@ -151,8 +167,10 @@ class ProcessSource:
         ctx: SourceContext,
         *,
         echo_to: TextIO | None = None,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.options = options
+        self.heartbeat = heartbeat
         self.ctx = ctx
         self.instance = options.instance or instance_name(options.command)
         self.name = options.name or f"{options.format}:{self.instance}"
@@ -167,10 +185,14 @@ class ProcessSource:
         self._line_no = 0
         self._run_key = ""
         self._rest = b""
+        parser = self.parser
+        self._resumable = parser if isinstance(parser, Resumable) else None
+        self._saved_open = False
 
     # -- the supervision loop ----------------------------------------------------------
 
     async def run(self, out: Emitter) -> None:
+        await self._resume(out)
         failures = 0
         while True:
             started = time.monotonic()
@@ -212,7 +234,15 @@ class ProcessSource:
 
     async def _drain(self, out: Emitter, fd: int) -> None:
         """Parse the program's output until it ends."""
-        while data := await _read(fd):
+        while True:
+            try:
+                data = await asyncio.wait_for(_read(fd), self.heartbeat)
+            except TimeoutError:
+                if self._resumable is not None and self._saved_open:
+                    await out.emit([], self._checkpoint())
+                continue
+            if not data:
+                return
             self._rest = await self._chunk(out, self._rest + data)
 
     async def _drain_and_wait(self, out: Emitter, fd: int,
@@ -250,9 +280,61 @@ class ProcessSource:
                 event.id = make_id(self.ctx.sensor, self.name, self._run_key, "exit", index)
         events.extend(self._keep(final))
         self.stats.events += len(final)
-        await out.emit(events)
+        await out.emit(events, self._checkpoint())
         self._proc = None
         self.pid = None
+
+    # -- what is open, kept across a crash ---------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)[:64]
+        digest = hashlib.blake2b(self.name.encode(), digest_size=4).hexdigest()
+        return self.ctx.state_dir("process") / f"{safe}-{digest}.json"
+
+    def _checkpoint(self) -> Callable[[], None] | None:
+        """Saves the parser's open sessions, once the events before them are stored."""
+        if self._resumable is None:
+            return None
+        snapshot = self._resumable.snapshot()
+        if not snapshot and not self._saved_open:
+            return None
+        # checkpoints run in order: the last one made says what the file will hold
+        self._saved_open = bool(snapshot)
+        path = self.state_path
+
+        def save() -> None:
+            data = {"alive": self.ctx.now().isoformat(), "open": snapshot}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+
+        return save
+
+    async def _resume(self, out: Emitter) -> None:
+        """End the sessions a previous Portolan left open when it was killed."""
+        if self._resumable is None:
+            return
+        path = self.state_path
+        try:
+            saved = json.loads(path.read_text())
+            alive = dt.datetime.fromisoformat(saved["alive"])
+            sessions = list(saved["open"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: saved state %s unreadable (%s); ignored", self.name, path, exc)
+            return
+        if not sessions:
+            return
+        events = self._resumable.restore(sessions, alive)
+        for event in events:
+            if not event.id:
+                event.id = make_id(self.ctx.sensor, self.name, "lost", event.session)
+        log.warning("%s: %d session(s) left open by a previous run end as lost at %s",
+                    self.name, len(events), alive.isoformat())
+        self._saved_open = True  # so that the (empty) state is written once they are stored
+        await out.emit(self._keep(events), self._checkpoint())
 
     # -- starting ----------------------------------------------------------------------
 
@@ -270,14 +352,13 @@ class ProcessSource:
             read_fd, write_fd = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *options.command,
+                *launch_command(options.command),
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
                 cwd=options.cwd or None,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_child_setup(os.getpid()),
             )
         except BaseException:
             os.close(read_fd)
@@ -299,12 +380,13 @@ class ProcessSource:
         if lines:
             events = self._lines(lines)
             if events:
-                await out.emit(events)
+                await out.emit(events, self._checkpoint())
         return rest
 
     def _lines(self, lines: list[bytes]) -> list[Event]:
         parser = self.parser
-        reads = parser if isinstance(parser, ReadBoundaries) else None
+        # on a pipe the program's buffer decides where a read ends, not its writes
+        reads = parser if self.options.pty and isinstance(parser, ReadBoundaries) else None
         if reads is not None:
             reads.start_read()
         stats = self.stats
