@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from portolan.event import Event, make_id
+from portolan.event import Event
 from portolan.packets.decode import Packet, decode, ip_text, proto_name
 from portolan.packets.flows import Flow, FlowTable, Timeouts
 from portolan.protocols import dns, http, tls
@@ -68,11 +69,14 @@ class AnalyzerOptions:
 
 
 def _ts(us: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=us)
+    # A double holds µs since the epoch to well under half a µs: the result is exact.
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC)
 
 
-def _flags_text(flags: int) -> str:
-    return "".join(c for i, c in enumerate(_TCP_FLAGS) if flags >> i & 1)
+#: TCP flags as letters (``FSRPAUEC``), for every value of the flags byte.
+_FLAGS_TEXT: Final = tuple(
+    "".join(c for i, c in enumerate(_TCP_FLAGS) if value >> i & 1) for value in range(256)
+)
 
 
 class _App:
@@ -135,6 +139,29 @@ class Analyzer:
         self.requests = 0
         self._out: list[Event] = []
         self._last_us = 0
+        # make_id(sensor, id_key, ...) with the fixed part hashed once
+        self._id_prefix = f"{sensor}\x1f{id_key}\x1f".encode("utf-8", "surrogatepass")
+        self._flow_prefix = self._id_prefix + b"flow\x1f"
+        self._names: dict[bytes, str] = {}
+
+    def _id(self, *parts: object) -> str:
+        """``make_id(sensor, id_key, *parts)``, cheaper."""
+        tail = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(self._id_prefix + tail, digest_size=16).hexdigest()
+
+    def _flow_id(self, number: int) -> str:
+        """``make_id(sensor, id_key, "flow", number)``, cheaper still."""
+        return hashlib.blake2b(self._flow_prefix + str(number).encode(),
+                               digest_size=16).hexdigest()
+
+    def _ip(self, packed: bytes) -> str:
+        """Address as text, cached (the same few addresses come back again and again)."""
+        text = self._names.get(packed)
+        if text is None:
+            if len(self._names) >= 65536:
+                self._names.clear()
+            text = self._names[packed] = ip_text(packed)
+        return text
 
     # -- input -------------------------------------------------------------------------
 
@@ -146,9 +173,10 @@ class Analyzer:
             return
         self.ip_packets += 1
         self._last_us = ts
-        flow, forward = self.table.packet(pkt, ts, size, number)
-        if flow.first_frame == number and not flow.id:
-            flow.id = make_id(self.sensor, self.id_key, "flow", number)
+        table = self.table
+        flow, forward = table.packet(pkt, ts, size, number)
+        if not flow.id:
+            flow.id = self._flow_id(number)
         if pkt.payload:
             if pkt.proto == 6:
                 if flow.new_data(forward, pkt.seq, len(pkt.payload)):
@@ -157,8 +185,9 @@ class Analyzer:
                     self.counters["tcp retransmission (data seen before)"] += 1
             elif pkt.proto == 17:
                 self._udp_data(flow, forward, pkt, number, ts)
-        for ended in self.table.take_ended():
-            self._flow_event(ended)
+        if table.ended:
+            for ended in table.take_ended():
+                self._flow_event(ended)
 
     def frames_in(self, frames: Iterable[tuple[int, int, int, int, bytes]]) -> None:
         """Take many frames."""
@@ -197,7 +226,7 @@ class Analyzer:
         ports = flow.proto in (6, 17, 132)
         return Event(
             sensor=self.sensor, source=self.source, direction=self._direction(flow),
-            proto=proto_name(flow.proto), src_ip=ip_text(a), dst_ip=ip_text(b),
+            proto=proto_name(flow.proto), src_ip=self._ip(a), dst_ip=self._ip(b),
             src_port=a_port if ports else None, dst_port=b_port if ports else None, **kw,
         )
 
@@ -218,20 +247,26 @@ class Analyzer:
             "packets_out": flow.pkts_ba if inbound else flow.pkts_ab,
         }
         if flow.proto == 6:
-            attrs["tcp_flags"] = _flags_text(flow.flags_ab | flow.flags_ba)
+            attrs["tcp_flags"] = _FLAGS_TEXT[(flow.flags_ab | flow.flags_ba) & 0xFF]
         elif flow.first_type >= 0:
             attrs["icmp_type"], attrs["icmp_code"] = flow.first_type >> 8, flow.first_type & 0xFF
-        service = app.service if app is not None and app.service else proto_name(flow.proto)
+        proto = flow.proto
+        service = app.service if app is not None and app.service else proto_name(proto)
         if app is not None and app.service:
             attrs["app"] = app.service
         self.flows += 1
-        self._out.append(self._event(
-            flow, True, id=flow.id or make_id(self.sensor, self.id_key, "flow", flow.first_frame),
-            ts=_ts(flow.first_us), service=service, action="flow",
-            duration=max(0, flow.last_us - flow.first_us) / 1e6,
+        ports = proto in (6, 17, 132)
+        first = flow.first_us
+        self._out.append(Event(
+            id=flow.id or self._flow_id(flow.first_frame),
+            ts=_ts(first), sensor=self.sensor, source=self.source, service=service,
+            action="flow", direction=direction, proto=proto_name(proto),
+            src_ip=self._ip(flow.a), dst_ip=self._ip(flow.b),
+            src_port=flow.a_port if ports else None, dst_port=flow.b_port if ports else None,
+            duration=max(0, flow.last_us - first) / 1e6,
             bytes_in=flow.bytes_ab if inbound else flow.bytes_ba,
             bytes_out=flow.bytes_ba if inbound else flow.bytes_ab,
-            packets=flow.packets, attrs=attrs,
+            packets=flow.pkts_ab + flow.pkts_ba, attrs=attrs,
         ))
 
     # -- application data --------------------------------------------------------------
@@ -247,7 +282,7 @@ class Analyzer:
         attrs["flow"] = flow.id
         self.requests += 1
         return self._event(
-            flow, client_is_a, id=make_id(self.sensor, self.id_key, number, service, index),
+            flow, client_is_a, id=self._id(number, service, index),
             ts=_ts(ts), service=service, action="request", attrs=attrs,
         )
 
