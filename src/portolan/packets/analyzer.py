@@ -182,7 +182,7 @@ class Analyzer:
                 if flow.new_data(forward, pkt.seq, len(pkt.payload)):
                     self._tcp_data(flow, forward, pkt, number, ts)
                 else:
-                    self.counters["tcp retransmission (data seen before)"] += 1
+                    self.counters["tcp retransmission: payload already analysed"] += 1
             elif pkt.proto == 17:
                 self._udp_data(flow, forward, pkt, number, ts)
         if table.ended:
