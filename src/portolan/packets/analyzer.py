@@ -167,32 +167,47 @@ class Analyzer:
 
     def frame(self, number: int, ts: int, link: int, size: int, data: bytes) -> None:
         """Take one frame: ``ts`` in µs since the epoch, ``size`` its length on the wire."""
-        self.frames += 1
-        pkt = decode(link, data, self.counters)
-        if pkt is None:
-            return
-        self.ip_packets += 1
-        self._last_us = ts
-        table = self.table
-        flow, forward = table.packet(pkt, ts, size, number)
-        if not flow.id:
-            flow.id = self._flow_id(number)
-        if pkt.payload:
-            if pkt.proto == 6:
-                if flow.new_data(forward, pkt.seq, len(pkt.payload)):
-                    self._tcp_data(flow, forward, pkt, number, ts)
-                else:
-                    self.counters["tcp retransmission: payload already analysed"] += 1
-            elif pkt.proto == 17:
-                self._udp_data(flow, forward, pkt, number, ts)
-        if table.ended:
-            for ended in table.take_ended():
-                self._flow_event(ended)
+        self.feed(((number, ts, link, size, data),))
 
-    def frames_in(self, frames: Iterable[tuple[int, int, int, int, bytes]]) -> None:
-        """Take many frames."""
-        for number, ts, link, size, data in frames:
-            self.frame(number, ts, link, size, data)
+    def feed(self, frames: Iterable[tuple[int, int, int, int, bytes]]) -> None:
+        """Take frames: (number, ``ts`` in µs since the epoch, link type, length on the
+        wire, data). One loop with everything it needs at hand: this is the hot path."""
+        counters = self.counters
+        table = self.table
+        packet = table.packet
+        flow_id = self._flow_id
+        tcp_data = self._tcp_data
+        udp_data = self._udp_data
+        frames_n = ip_n = 0
+        ts = self._last_us
+        try:
+            for number, ts, link, size, data in frames:
+                frames_n += 1
+                pkt = decode(link, data, counters)
+                if pkt is None:
+                    continue
+                ip_n += 1
+                flow, forward = packet(pkt, ts, size, number)
+                if not flow.id:
+                    flow.id = flow_id(number)
+                payload = pkt.payload
+                if payload:
+                    proto = pkt.proto
+                    if proto == 6:
+                        if flow.new_data(forward, pkt.seq, len(payload)):
+                            tcp_data(flow, forward, pkt, number, ts)
+                        else:
+                            counters["tcp retransmission: payload already analysed"] += 1
+                    elif proto == 17:
+                        udp_data(flow, forward, pkt, number, ts)
+                if table.ended:
+                    for ended in table.take_ended():
+                        self._flow_event(ended)
+        finally:
+            self.frames += frames_n
+            self.ip_packets += ip_n
+            if ip_n:
+                self._last_us = ts
 
     def tick(self, now: dt.datetime) -> None:
         """End the flows that are idle as of ``now`` (live capture, no packets for a while)."""
@@ -325,14 +340,12 @@ class Analyzer:
                 return
 
     def _http_response(self, flow: Flow, data: bytes) -> None:
-        resp = http.parse_response(data)
+        status = http.response_status(data)
         app = self._app(flow)
-        if resp is None:
-            return
-        if resp.status < 200:  # 100 Continue: the real status follows
+        if status is None or status < 200:  # 100 Continue: the real status follows
             return
         event = app.pending.popleft()
-        event.attrs["status"] = resp.status
+        event.attrs["status"] = status
         self._out.append(event)
 
     def _tls(self, flow: Flow, forward: bool, data: bytes, number: int, ts: int) -> None:
