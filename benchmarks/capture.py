@@ -14,7 +14,9 @@ times, on that same file in the same run:
 - **tshark**: ``tshark -T fields`` with the same fields (addresses, ports, frame length,
   HTTP host/method/URI), output discarded.
 
-Prints packets per second (median of ``--runs`` runs) and Portolan's ratio to each.
+Prints packets per second (median of ``--runs`` runs) of wall time and of CPU time (the
+machine may be shared: CPU time is steadier; tshark's is its own process's), and
+Portolan's ratio to each.
 dpkt and scapy are installed into this environment on demand (``uv pip install``);
 tshark comes from the Debian package ``tshark`` (installed with apt-get when run as root).
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import resource
 import shutil
 import statistics
 import struct
@@ -241,14 +244,22 @@ def ensure_tshark() -> bool:
 
 
 def timed(fn: Callable[[Path, int | None], tuple[int, str]], path: Path, limit: int | None,
-          runs: int) -> tuple[float, int, str]:
-    rates = []
+          runs: int) -> tuple[float, float, int, str]:
+    """Median packets per second of wall time, and per second of CPU time (this process's,
+    plus its children's for tshark): the machine may be shared, CPU time is steadier."""
+    walls, cpus = [], []
     n, note = 0, ""
     for _ in range(runs):
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu0 = time.process_time() + children.ru_utime + children.ru_stime
         started = time.perf_counter()
         n, note = fn(path, limit)
-        rates.append(n / (time.perf_counter() - started))
-    return statistics.median(rates), n, note
+        wall = time.perf_counter() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = time.process_time() + children.ru_utime + children.ru_stime - cpu0
+        walls.append(n / wall)
+        cpus.append(n / cpu)
+    return statistics.median(walls), statistics.median(cpus), n, note
 
 
 def main() -> None:
@@ -281,17 +292,19 @@ def main() -> None:
     if "tshark" in args.only and ensure_tshark():
         contenders.append(("tshark -T fields", run_tshark, None))
 
-    results: dict[str, float] = {}
+    results: dict[str, tuple[float, float]] = {}
+    print(f"{'':18} {'packets/s (wall)':>17} {'packets/s (CPU)':>16}")
     for name, fn, limit in contenders:
-        rate, n, note = timed(fn, path, limit, args.runs)
-        results[name] = rate
-        print(f"{name:18} {rate:>12,.0f} packets/s   ({n:,} packets; {note})", flush=True)
+        wall, cpu, n, note = timed(fn, path, limit, args.runs)
+        results[name] = (wall, cpu)
+        print(f"{name:18} {wall:>17,.0f} {cpu:>16,.0f}   ({n:,} packets; {note})", flush=True)
     mine = results.get("portolan")
     if mine:
         print()
-        for name, rate in results.items():
+        for name, (wall, cpu) in results.items():
             if name != "portolan":
-                print(f"portolan / {name:18} {mine / rate:8.1f}x")
+                print(f"portolan / {name:18} {mine[0] / wall:7.1f}x wall  "
+                      f"{mine[1] / cpu:7.1f}x CPU")
 
 
 if __name__ == "__main__":
