@@ -191,3 +191,16 @@ def test_ids_follow_make_id(build: SimpleNamespace) -> None:
     request = next(e for e in events if e.action == "request")
     assert flow.id == make_id("t", "k", "flow", 1)
     assert request.id == make_id("t", "k", 3, "http", 0)
+
+
+def test_request_head_split_over_segments(build: SimpleNamespace) -> None:
+    """The Host header in the segment after the request line still counts."""
+    parts = [b"GET /split HTTP/1.1\r\n", b"User-Agent: t\r\nHost: late.example\r\n\r\n"]
+    events, _ = _run(_conversation(build, "10.0.0.1", "10.0.0.2", parts, []))
+    [request] = [e for e in events if e.action == "request"]
+    assert (request.attrs["uri"], request.attrs["host"]) == ("/split", "late.example")
+    # a head that never ends is still reported, with what it holds, when the flow ends
+    events, _ = _run(_conversation(build, "10.0.0.1", "10.0.0.2",
+                                   [b"GET /cut HTTP/1.1\r\nHost: h\r\n"], []))
+    [request] = [e for e in events if e.action == "request"]
+    assert (request.attrs["uri"], request.attrs["host"]) == ("/cut", "h")

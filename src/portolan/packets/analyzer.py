@@ -82,10 +82,12 @@ _FLAGS_TEXT: Final = tuple(
 class _App:
     """Application state of one flow."""
 
-    __slots__ = ("dns", "pending", "service", "tls_buf", "tls_done")
+    __slots__ = ("dns", "head", "pending", "service", "tls_buf", "tls_done")
 
     def __init__(self) -> None:
         self.service: str | None = None
+        self.head: tuple[bytes, bool, int, int] | None = None
+        """A request head cut short: (bytes so far, direction, frame number, time)."""
         self.pending: collections.deque[Event] = collections.deque()
         self.dns: dict[int, Event] = {}
         self.tls_buf: bytes | None = None
@@ -250,6 +252,10 @@ class Analyzer:
     def _flow_event(self, flow: Flow) -> None:
         app: _App | None = flow.app
         if app is not None:
+            if app.head is not None:  # the rest of the head never came: what there is
+                data, forward, number, ts = app.head
+                app.head = None
+                self._http_requests(flow, forward, data, number, ts, final=True)
             self._out.extend(app.pending)
             self._out.extend(app.dns.values())
             app.pending.clear()
@@ -304,6 +310,13 @@ class Analyzer:
     def _tcp_data(self, flow: Flow, forward: bool, pkt: Packet, number: int, ts: int) -> None:
         data = pkt.payload
         opts = self.options
+        app = flow.app
+        if app is not None and app.head is not None and app.head[1] == forward:
+            # the next segment of a request head that was cut short
+            head, _, first, first_ts = app.head
+            app.head = None
+            self._http_requests(flow, forward, head + data, first, first_ts)
+            return
         if opts.http:
             if http.looks_like_request(data):
                 self._http_requests(flow, forward, data, number, ts)
@@ -317,15 +330,22 @@ class Analyzer:
                 self._tls(flow, forward, data, number, ts)
 
     def _http_requests(self, flow: Flow, forward: bool, data: bytes, number: int,
-                       ts: int) -> None:
+                       ts: int, final: bool = False) -> None:
         app = self._app(flow)
         app.service = app.service or "http"
         index = 0
         while data and index < PENDING_MAX:
             req = http.parse_request(data)
+            if req is None and not final and index == 0 and b"\n" not in data:
+                app.head = (data, forward, number, ts)  # the request line goes on
+                return
             if req is None:
                 if index == 0:
                     self.counters["http: request line not recognised"] += 1
+                return
+            if not req.complete and not final and index == 0 and len(data) < http.HEAD_MAX:
+                # The head goes on in the next segment (Host may be there): wait for it.
+                app.head = (data, forward, number, ts)
                 return
             event = self._request(flow, forward, number, ts, "http", req.attrs(), index)
             if len(app.pending) >= PENDING_MAX:
