@@ -310,7 +310,7 @@ class Analyzer:
     def _tcp_data(self, flow: Flow, forward: bool, pkt: Packet, number: int, ts: int) -> None:
         data = pkt.payload
         opts = self.options
-        app = flow.app
+        app: _App | None = flow.app
         if app is not None and app.head is not None and app.head[1] == forward:
             # the next segment of a request head that was cut short
             head, _, first, first_ts = app.head
@@ -321,13 +321,11 @@ class Analyzer:
             if http.looks_like_request(data):
                 self._http_requests(flow, forward, data, number, ts)
                 return
-            if data.startswith(b"HTTP/") and flow.app is not None and flow.app.pending:
+            if data.startswith(b"HTTP/") and app is not None and app.pending:
                 self._http_response(flow, data)
                 return
-        if opts.tls:
-            app: _App | None = flow.app
-            if app is None or not app.tls_done:
-                self._tls(flow, forward, data, number, ts)
+        if opts.tls and (app is None or not app.tls_done):
+            self._tls(flow, forward, data, number, ts)
 
     def _http_requests(self, flow: Flow, forward: bool, data: bytes, number: int,
                        ts: int, final: bool = False) -> None:
