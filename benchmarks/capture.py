@@ -86,19 +86,25 @@ def count_frames(path: Path) -> int:
 # -- the contenders -----------------------------------------------------------------------
 
 
-def run_portolan(path: Path, limit: int | None) -> tuple[int, str]:
-    from portolan.formats.base import ParseContext
-    from portolan.formats.pcap import read_file
+PEAK = {"flows": 0}
 
-    ctx = ParseContext(sensor="bench")
+
+def run_portolan(path: Path, limit: int | None) -> tuple[int, str]:
+    from portolan.formats.pcap import batches
+    from portolan.packets.analyzer import Analyzer
+    from portolan.packets.capfile import CaptureFile
+
+    capture = CaptureFile(path)
+    analyzer = Analyzer(sensor="bench", source=path.name, id_key=capture.fingerprint)
     flows = requests = 0
-    for batch in read_file(path, ctx):
+    for batch in batches(capture, analyzer):
+        PEAK["flows"] = max(PEAK["flows"], len(analyzer.table))
         for e in batch:
             if e.action == "flow":
                 flows += 1
             elif e.service == "http":
                 requests += 1
-    return count_frames_cached(path), f"{flows} flows, {requests} HTTP requests"
+    return analyzer.frames, f"{flows} flows, {requests} HTTP requests"
 
 
 _COUNTS: dict[Path, int] = {}
@@ -298,6 +304,10 @@ def main() -> None:
         wall, cpu, n, note = timed(fn, path, limit, args.runs)
         results[name] = (wall, cpu)
         print(f"{name:18} {wall:>17,.0f} {cpu:>16,.0f}   ({n:,} packets; {note})", flush=True)
+        if name == "portolan":
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{'':18} peak memory of the process so far: {rss:,.0f} MB "
+                  f"(open flows at most: {PEAK['flows']:,})", flush=True)
     mine = results.get("portolan")
     if mine:
         print()
