@@ -306,8 +306,8 @@ def main() -> None:
         print(f"{name:18} {wall:>17,.0f} {cpu:>16,.0f}   ({n:,} packets; {note})", flush=True)
         if name == "portolan":
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{'':18} peak memory of the process so far: {rss:,.0f} MB "
-                  f"(open flows at most: {PEAK['flows']:,})", flush=True)
+            print(f"{'':18} peak memory of the process so far: {rss:,.0f} MB (open flows, "
+                  f"sampled every 5,000 packets, at most: {PEAK['flows']:,})", flush=True)
     mine = results.get("portolan")
     if mine:
         print()
