@@ -4,13 +4,16 @@ Builds a pcap of at least 1,000,000 packets from the real sample captures (every
 every sample, round after round, each round a day later so its flows are its own), then
 times, on that same file in the same run:
 
-- **portolan**: ``formats.pcap.read_file`` (flows with packets/bytes each way, HTTP
-  requests with host/method/URI, TLS server names, DNS queries: every event);
+- **portolan**: the analyzer behind ``formats.pcap`` with what the others do: flows with
+  packets/bytes each way and HTTP requests with host/method/URI (and their events);
+- **portolan +tls +dns**: the same with TLS ClientHellos (server name, JA4, JA3) and DNS
+  queries recognised too, as ``portolan capture`` does by default;
 - **dpkt**: a loop a user would write: Ethernet -> IP/IPv6 -> TCP/UDP, a flow dict keyed
   by the five-tuple, ``dpkt.http.Request`` on TCP payloads that start with a method;
 - **scapy** (the seeds' choice): ``PcapReader``, a flow dict, the ``HTTPRequest`` layer;
-  scapy is slow, so it reads the first ``--scapy-packets`` packets and its rate is
-  compared (its figure says how many it read);
+  and **scapy TCPSession**, as the HTTP sniffer seed ran it (``sniff(session=TCPSession)``
+  and the HTTP layer). scapy is slow, so it reads the first ``--scapy-packets`` packets
+  and its rate is compared (its figure says how many it read);
 - **tshark**: ``tshark -T fields`` with the same fields (addresses, ports, frame length,
   HTTP host/method/URI), output discarded.
 
@@ -89,14 +92,16 @@ def count_frames(path: Path) -> int:
 PEAK = {"flows": 0}
 
 
-def run_portolan(path: Path, limit: int | None) -> tuple[int, str]:
+def run_portolan(path: Path, limit: int | None, *, everything: bool = False) -> tuple[int, str]:
     from portolan.formats.pcap import batches
-    from portolan.packets.analyzer import Analyzer
+    from portolan.packets.analyzer import Analyzer, AnalyzerOptions
     from portolan.packets.capfile import CaptureFile
 
     capture = CaptureFile(path)
-    analyzer = Analyzer(sensor="bench", source=path.name, id_key=capture.fingerprint)
-    flows = requests = 0
+    options = AnalyzerOptions(tls=everything, dns=everything)
+    analyzer = Analyzer(sensor="bench", source=path.name, id_key=capture.fingerprint,
+                        options=options)
+    flows = requests = other = 0
     for batch in batches(capture, analyzer):
         PEAK["flows"] = max(PEAK["flows"], len(analyzer.table))
         for e in batch:
@@ -104,7 +109,16 @@ def run_portolan(path: Path, limit: int | None) -> tuple[int, str]:
                 flows += 1
             elif e.service == "http":
                 requests += 1
-    return analyzer.frames, f"{flows} flows, {requests} HTTP requests"
+            else:
+                other += 1
+    note = f"{flows} flows, {requests} HTTP requests"
+    if everything:
+        note += f", {other} TLS/DNS/SSDP requests"
+    return analyzer.frames, note
+
+
+def run_portolan_all(path: Path, limit: int | None) -> tuple[int, str]:
+    return run_portolan(path, limit, everything=True)
 
 
 _COUNTS: dict[Path, int] = {}
@@ -190,6 +204,31 @@ def run_scapy(path: Path, limit: int | None) -> tuple[int, str]:
                 requests += 1
                 _ = (req.Host, req.Method, req.Path)
     return n, f"{len(flows)} flows, {requests} HTTP requests (first {n} packets)"
+
+
+def run_scapy_session(path: Path, limit: int | None) -> tuple[int, str]:
+    """scapy as the HTTP sniffer seed used it: ``sniff(session=TCPSession)`` and the HTTP
+    layer, here on the file (``offline=``) instead of an interface."""
+    import logging
+
+    logging.getLogger("scapy").setLevel(logging.ERROR)
+    from scapy.layers.http import HTTPRequest
+    from scapy.sendrecv import sniff
+    from scapy.sessions import TCPSession
+
+    seen = {"n": 0, "requests": 0}
+
+    def handle(pkt: object) -> None:
+        seen["n"] += 1
+        if pkt.haslayer(HTTPRequest):  # type: ignore[attr-defined]
+            req = pkt[HTTPRequest]  # type: ignore[index]
+            seen["requests"] += 1
+            _ = (req.Host, req.Method, req.Path)
+
+    sniff(offline=str(path), session=TCPSession, store=False, prn=handle,
+          count=limit or 0)
+    return seen["n"], (f"{seen['requests']} HTTP requests (first {seen['n']} packets, "
+                       "TCP reassembled)")
 
 
 TSHARK_FIELDS = ["frame.len", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport",
@@ -291,10 +330,12 @@ def main() -> None:
     contenders: list[tuple[str, Callable[[Path, int | None], tuple[int, str]], int | None]] = []
     if "portolan" in args.only:
         contenders.append(("portolan", run_portolan, None))
+        contenders.append(("portolan +tls +dns", run_portolan_all, None))
     if "dpkt" in args.only and ensure_module("dpkt"):
         contenders.append(("dpkt", run_dpkt, None))
     if "scapy" in args.only and ensure_module("scapy"):
         contenders.append(("scapy", run_scapy, args.scapy_packets))
+        contenders.append(("scapy TCPSession", run_scapy_session, args.scapy_packets))
     if "tshark" in args.only and ensure_tshark():
         contenders.append(("tshark -T fields", run_tshark, None))
 
@@ -312,7 +353,7 @@ def main() -> None:
     if mine:
         print()
         for name, (wall, cpu) in results.items():
-            if name != "portolan":
+            if not name.startswith("portolan"):
                 print(f"portolan / {name:18} {mine[0] / wall:7.1f}x wall  "
                       f"{mine[1] / cpu:7.1f}x CPU")
 
