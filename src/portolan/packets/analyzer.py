@@ -82,10 +82,12 @@ _FLAGS_TEXT: Final = tuple(
 class _App:
     """Application state of one flow."""
 
-    __slots__ = ("dns", "head", "pending", "service", "tls_buf", "tls_done")
+    __slots__ = ("dns", "done", "head", "pending", "service", "tls_buf", "tls_done")
 
     def __init__(self) -> None:
         self.service: str | None = None
+        self.done = False
+        """Nothing more to recognise in this flow: its data is no longer looked at."""
         self.head: tuple[bytes, bool, int, int] | None = None
         """A request head cut short: (bytes so far, direction, frame number, time)."""
         self.pending: collections.deque[Event] = collections.deque()
@@ -196,7 +198,10 @@ class Analyzer:
                 if payload:
                     proto = pkt.proto
                     if proto == 6:
-                        if flow.new_data(forward, pkt.seq, len(payload)):
+                        app = flow.app
+                        if app is not None and app.done:
+                            pass
+                        elif flow.new_data(forward, pkt.seq, len(payload)):
                             tcp_data(flow, forward, pkt, number, ts)
                         else:
                             counters["tcp retransmission: payload already analysed"] += 1
@@ -372,6 +377,9 @@ class Analyzer:
         if buf is None:
             if not tls.looks_like_tls(data):
                 app.tls_done = True
+                # The opener's first bytes after a handshake we saw are neither HTTP nor
+                # TLS: nothing here to recognise, later segments are not looked at.
+                app.done = forward and flow.isn >= 0 and app.service is None
                 return
             buf = data
         else:
@@ -380,10 +388,13 @@ class Analyzer:
             self.counters["tls: client hello larger than the reassembly limit"] += 1
             app.tls_done, app.tls_buf = True, None
             return
+        need = tls.hello_size(buf)
+        if need is not None and len(buf) < need:
+            app.tls_buf = buf  # the rest of the ClientHello is in the next segments
+            return
         hello = tls.parse_client_hello(buf)
         if hello is None:
-            need = tls.hello_size(buf)
-            if need is not None and len(buf) >= need:
+            if need is not None:
                 self.counters["tls: malformed client hello"] += 1
                 app.tls_done, app.tls_buf = True, None
             elif buf[5:6] not in (b"", b"\x01"):
@@ -393,6 +404,7 @@ class Analyzer:
             return
         app.tls_done, app.tls_buf = True, None
         app.service = app.service or "tls"
+        app.done = app.service == "tls"  # encrypted from here on
         self._out.append(self._request(flow, forward, number, ts, "tls", hello.attrs()))
 
     def _udp_data(self, flow: Flow, forward: bool, pkt: Packet, number: int, ts: int) -> None:
