@@ -98,7 +98,7 @@ def test_retransmitted_and_pipelined_requests(build: SimpleNamespace) -> None:
     assert [(e.attrs["method"], e.attrs["uri"]) for e in requests] == [("GET", "/1"),
                                                                        ("HEAD", "/2")]
     assert len({e.id for e in requests}) == 2
-    assert analyzer.counters["tcp retransmission (data seen before)"] == 1
+    assert analyzer.counters["tcp retransmission: payload already analysed"] == 1
 
 
 def _client_hello(shared_data: Path) -> bytes:
@@ -178,3 +178,29 @@ def test_damaged_frames_never_crash(shared_data: Path, name: str) -> None:
     assert events and analyzer.counters
     for e in events:  # still valid events
         assert e.ts.tzinfo is not None and e.id
+
+
+def test_ids_follow_make_id(build: SimpleNamespace) -> None:
+    """Flow ids are make_id(sensor, file key, "flow", first frame), request ids
+    make_id(sensor, file key, frame, service, index): documented, stable positions."""
+    from portolan.event import make_id
+
+    req = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    events, _ = _run(_conversation(build, "10.0.0.1", "10.0.0.2", [req], []))
+    flow = next(e for e in events if e.action == "flow")
+    request = next(e for e in events if e.action == "request")
+    assert flow.id == make_id("t", "k", "flow", 1)
+    assert request.id == make_id("t", "k", 3, "http", 0)
+
+
+def test_request_head_split_over_segments(build: SimpleNamespace) -> None:
+    """The Host header in the segment after the request line still counts."""
+    parts = [b"GET /split HTTP/1.1\r\n", b"User-Agent: t\r\nHost: late.example\r\n\r\n"]
+    events, _ = _run(_conversation(build, "10.0.0.1", "10.0.0.2", parts, []))
+    [request] = [e for e in events if e.action == "request"]
+    assert (request.attrs["uri"], request.attrs["host"]) == ("/split", "late.example")
+    # a head that never ends is still reported, with what it holds, when the flow ends
+    events, _ = _run(_conversation(build, "10.0.0.1", "10.0.0.2",
+                                   [b"GET /cut HTTP/1.1\r\nHost: h\r\n"], []))
+    [request] = [e for e in events if e.action == "request"]
+    assert (request.attrs["uri"], request.attrs["host"]) == ("/cut", "h")

@@ -11,6 +11,7 @@ from portolan.protocols.http import (
     looks_like_response,
     parse_request,
     parse_response,
+    response_status,
 )
 
 GET = (
@@ -149,3 +150,11 @@ def test_attrs_names() -> None:
     }
     bare = parse_request(b"GET / HTTP/1.0\r\n\r\n")
     assert bare is not None and set(bare.attrs()) == {"method", "uri", "path", "http_version"}
+
+
+def test_response_status_only() -> None:
+    assert response_status(b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n") == 304
+    assert response_status(b"HTTP/1.0 200\n\n") == 200
+    assert response_status(b"HTTP/1.1 200 OK") is None  # line not ended yet
+    assert response_status(b"HTTP/1.1 abc\r\n") is None
+    assert response_status(b"\x17\x03\x03\x00\x20") is None

@@ -114,11 +114,10 @@ def capture(ctx: click.Context, interface: str | None, bpf: str, read: str | Non
     except CaptureError as exc:
         raise ConfigError(str(exc)) from None
     if read:
-        click.echo(f"portolan: reading {read}", err=True)
+        started = f"portolan: reading {read}"
     else:
         why = " (the first interface that is up and is not loopback)" if source.chosen else ""
-        click.echo(f"portolan: capturing on {source.interface}{why}; filter: "
-                   f"{bpf or '(none)'}", err=True)
+        started = f"portolan: capturing on {source.interface}{why}; filter: {bpf or '(none)'}"
     sinks: list[Sink]
     if as_json:
         from portolan.sinks.jsonl import JsonLinesSink
@@ -130,6 +129,8 @@ def capture(ctx: click.Context, interface: str | None, bpf: str, read: str | Non
         sinks = [TextSink()]
 
     async def go(stop: asyncio.Event) -> PipelineStats:
+        # said once Ctrl-C is handled: from here on, stopping reports what was seen
+        click.echo(started, err=True)
         return await rt.pipeline([source], sinks).run(stop)
 
     try:

@@ -12,6 +12,7 @@ option ``analyzer`` (an :class:`~portolan.packets.analyzer.AnalyzerOptions`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,16 +44,15 @@ def read_file(path: Path, ctx: ParseContext) -> Iterator[list[Event]]:
 
 def batches(capture: CaptureFile, analyzer: Analyzer) -> Iterator[list[Event]]:
     """The events of every frame of ``capture``, in batches, all flows ended at the end."""
-    frame = analyzer.frame
-    count = 0
-    for number, ts, link, size, data in capture:
-        frame(number, ts, link, size, data)
-        count += 1
-        if count >= FRAMES_PER_BATCH:
-            count = 0
-            events = analyzer.take()
-            if events:
-                yield events
+    frames = iter(capture)
+    while True:
+        chunk = list(itertools.islice(frames, FRAMES_PER_BATCH))
+        if not chunk:
+            break
+        analyzer.feed(chunk)
+        events = analyzer.take()
+        if events:
+            yield events
     analyzer.finish()
     events = analyzer.take()
     if events:

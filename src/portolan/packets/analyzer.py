@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from portolan.event import Event, make_id
+from portolan.event import Event
 from portolan.packets.decode import Packet, decode, ip_text, proto_name
 from portolan.packets.flows import Flow, FlowTable, Timeouts
 from portolan.protocols import dns, http, tls
@@ -68,20 +69,27 @@ class AnalyzerOptions:
 
 
 def _ts(us: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=us)
+    # A double holds µs since the epoch to well under half a µs: the result is exact.
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC)
 
 
-def _flags_text(flags: int) -> str:
-    return "".join(c for i, c in enumerate(_TCP_FLAGS) if flags >> i & 1)
+#: TCP flags as letters (``FSRPAUEC``), for every value of the flags byte.
+_FLAGS_TEXT: Final = tuple(
+    "".join(c for i, c in enumerate(_TCP_FLAGS) if value >> i & 1) for value in range(256)
+)
 
 
 class _App:
     """Application state of one flow."""
 
-    __slots__ = ("dns", "pending", "service", "tls_buf", "tls_done")
+    __slots__ = ("dns", "done", "head", "pending", "service", "tls_buf", "tls_done")
 
     def __init__(self) -> None:
         self.service: str | None = None
+        self.done = False
+        """Nothing more to recognise in this flow: its data is no longer looked at."""
+        self.head: tuple[bytes, bool, int, int] | None = None
+        """A request head cut short: (bytes so far, direction, frame number, time)."""
         self.pending: collections.deque[Event] = collections.deque()
         self.dns: dict[int, Event] = {}
         self.tls_buf: bytes | None = None
@@ -135,35 +143,78 @@ class Analyzer:
         self.requests = 0
         self._out: list[Event] = []
         self._last_us = 0
+        # make_id(sensor, id_key, ...) with the fixed part hashed once
+        self._id_prefix = f"{sensor}\x1f{id_key}\x1f".encode("utf-8", "surrogatepass")
+        self._flow_prefix = self._id_prefix + b"flow\x1f"
+        self._names: dict[bytes, str] = {}
+
+    def _id(self, *parts: object) -> str:
+        """``make_id(sensor, id_key, *parts)``, cheaper."""
+        tail = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(self._id_prefix + tail, digest_size=16).hexdigest()
+
+    def _flow_id(self, number: int) -> str:
+        """``make_id(sensor, id_key, "flow", number)``, cheaper still."""
+        return hashlib.blake2b(self._flow_prefix + str(number).encode(),
+                               digest_size=16).hexdigest()
+
+    def _ip(self, packed: bytes) -> str:
+        """Address as text, cached (the same few addresses come back again and again)."""
+        text = self._names.get(packed)
+        if text is None:
+            if len(self._names) >= 65536:
+                self._names.clear()
+            text = self._names[packed] = ip_text(packed)
+        return text
 
     # -- input -------------------------------------------------------------------------
 
     def frame(self, number: int, ts: int, link: int, size: int, data: bytes) -> None:
         """Take one frame: ``ts`` in µs since the epoch, ``size`` its length on the wire."""
-        self.frames += 1
-        pkt = decode(link, data, self.counters)
-        if pkt is None:
-            return
-        self.ip_packets += 1
-        self._last_us = ts
-        flow, forward = self.table.packet(pkt, ts, size, number)
-        if flow.first_frame == number and not flow.id:
-            flow.id = make_id(self.sensor, self.id_key, "flow", number)
-        if pkt.payload:
-            if pkt.proto == 6:
-                if flow.new_data(forward, pkt.seq, len(pkt.payload)):
-                    self._tcp_data(flow, forward, pkt, number, ts)
-                else:
-                    self.counters["tcp retransmission (data seen before)"] += 1
-            elif pkt.proto == 17:
-                self._udp_data(flow, forward, pkt, number, ts)
-        for ended in self.table.take_ended():
-            self._flow_event(ended)
+        self.feed(((number, ts, link, size, data),))
 
-    def frames_in(self, frames: Iterable[tuple[int, int, int, int, bytes]]) -> None:
-        """Take many frames."""
-        for number, ts, link, size, data in frames:
-            self.frame(number, ts, link, size, data)
+    def feed(self, frames: Iterable[tuple[int, int, int, int, bytes]]) -> None:
+        """Take frames: (number, ``ts`` in µs since the epoch, link type, length on the
+        wire, data). One loop with everything it needs at hand: this is the hot path."""
+        counters = self.counters
+        table = self.table
+        packet = table.packet
+        flow_id = self._flow_id
+        tcp_data = self._tcp_data
+        udp_data = self._udp_data
+        frames_n = ip_n = 0
+        ts = self._last_us
+        try:
+            for number, ts, link, size, data in frames:
+                frames_n += 1
+                pkt = decode(link, data, counters)
+                if pkt is None:
+                    continue
+                ip_n += 1
+                flow, forward = packet(pkt, ts, size, number)
+                if not flow.id:
+                    flow.id = flow_id(number)
+                payload = pkt.payload
+                if payload:
+                    proto = pkt.proto
+                    if proto == 6:
+                        app = flow.app
+                        if app is not None and app.done:
+                            pass
+                        elif flow.new_data(forward, pkt.seq, len(payload)):
+                            tcp_data(flow, forward, pkt, number, ts)
+                        else:
+                            counters["tcp retransmission: payload already analysed"] += 1
+                    elif proto == 17:
+                        udp_data(flow, forward, pkt, number, ts)
+                if table.ended:
+                    for ended in table.take_ended():
+                        self._flow_event(ended)
+        finally:
+            self.frames += frames_n
+            self.ip_packets += ip_n
+            if ip_n:
+                self._last_us = ts
 
     def tick(self, now: dt.datetime) -> None:
         """End the flows that are idle as of ``now`` (live capture, no packets for a while)."""
@@ -197,7 +248,7 @@ class Analyzer:
         ports = flow.proto in (6, 17, 132)
         return Event(
             sensor=self.sensor, source=self.source, direction=self._direction(flow),
-            proto=proto_name(flow.proto), src_ip=ip_text(a), dst_ip=ip_text(b),
+            proto=proto_name(flow.proto), src_ip=self._ip(a), dst_ip=self._ip(b),
             src_port=a_port if ports else None, dst_port=b_port if ports else None, **kw,
         )
 
@@ -206,6 +257,10 @@ class Analyzer:
     def _flow_event(self, flow: Flow) -> None:
         app: _App | None = flow.app
         if app is not None:
+            if app.head is not None:  # the rest of the head never came: what there is
+                data, forward, number, ts = app.head
+                app.head = None
+                self._http_requests(flow, forward, data, number, ts, final=True)
             self._out.extend(app.pending)
             self._out.extend(app.dns.values())
             app.pending.clear()
@@ -218,20 +273,26 @@ class Analyzer:
             "packets_out": flow.pkts_ba if inbound else flow.pkts_ab,
         }
         if flow.proto == 6:
-            attrs["tcp_flags"] = _flags_text(flow.flags_ab | flow.flags_ba)
+            attrs["tcp_flags"] = _FLAGS_TEXT[(flow.flags_ab | flow.flags_ba) & 0xFF]
         elif flow.first_type >= 0:
             attrs["icmp_type"], attrs["icmp_code"] = flow.first_type >> 8, flow.first_type & 0xFF
-        service = app.service if app is not None and app.service else proto_name(flow.proto)
+        proto = flow.proto
+        service = app.service if app is not None and app.service else proto_name(proto)
         if app is not None and app.service:
             attrs["app"] = app.service
         self.flows += 1
-        self._out.append(self._event(
-            flow, True, id=flow.id or make_id(self.sensor, self.id_key, "flow", flow.first_frame),
-            ts=_ts(flow.first_us), service=service, action="flow",
-            duration=max(0, flow.last_us - flow.first_us) / 1e6,
+        ports = proto in (6, 17, 132)
+        first = flow.first_us
+        self._out.append(Event(
+            id=flow.id or self._flow_id(flow.first_frame),
+            ts=_ts(first), sensor=self.sensor, source=self.source, service=service,
+            action="flow", direction=direction, proto=proto_name(proto),
+            src_ip=self._ip(flow.a), dst_ip=self._ip(flow.b),
+            src_port=flow.a_port if ports else None, dst_port=flow.b_port if ports else None,
+            duration=max(0, flow.last_us - first) / 1e6,
             bytes_in=flow.bytes_ab if inbound else flow.bytes_ba,
             bytes_out=flow.bytes_ba if inbound else flow.bytes_ab,
-            packets=flow.packets, attrs=attrs,
+            packets=flow.pkts_ab + flow.pkts_ba, attrs=attrs,
         ))
 
     # -- application data --------------------------------------------------------------
@@ -247,35 +308,47 @@ class Analyzer:
         attrs["flow"] = flow.id
         self.requests += 1
         return self._event(
-            flow, client_is_a, id=make_id(self.sensor, self.id_key, number, service, index),
+            flow, client_is_a, id=self._id(number, service, index),
             ts=_ts(ts), service=service, action="request", attrs=attrs,
         )
 
     def _tcp_data(self, flow: Flow, forward: bool, pkt: Packet, number: int, ts: int) -> None:
         data = pkt.payload
         opts = self.options
+        app: _App | None = flow.app
+        if app is not None and app.head is not None and app.head[1] == forward:
+            # the next segment of a request head that was cut short
+            head, _, first, first_ts = app.head
+            app.head = None
+            self._http_requests(flow, forward, head + data, first, first_ts)
+            return
         if opts.http:
             if http.looks_like_request(data):
                 self._http_requests(flow, forward, data, number, ts)
                 return
-            if data.startswith(b"HTTP/") and flow.app is not None and flow.app.pending:
+            if data.startswith(b"HTTP/") and app is not None and app.pending:
                 self._http_response(flow, data)
                 return
-        if opts.tls:
-            app: _App | None = flow.app
-            if app is None or not app.tls_done:
-                self._tls(flow, forward, data, number, ts)
+        if opts.tls and (app is None or not app.tls_done):
+            self._tls(flow, forward, data, number, ts)
 
     def _http_requests(self, flow: Flow, forward: bool, data: bytes, number: int,
-                       ts: int) -> None:
+                       ts: int, final: bool = False) -> None:
         app = self._app(flow)
         app.service = app.service or "http"
         index = 0
         while data and index < PENDING_MAX:
             req = http.parse_request(data)
+            if req is None and not final and index == 0 and b"\n" not in data:
+                app.head = (data, forward, number, ts)  # the request line goes on
+                return
             if req is None:
                 if index == 0:
                     self.counters["http: request line not recognised"] += 1
+                return
+            if not req.complete and not final and index == 0 and len(data) < http.HEAD_MAX:
+                # The head goes on in the next segment (Host may be there): wait for it.
+                app.head = (data, forward, number, ts)
                 return
             event = self._request(flow, forward, number, ts, "http", req.attrs(), index)
             if len(app.pending) >= PENDING_MAX:
@@ -290,14 +363,12 @@ class Analyzer:
                 return
 
     def _http_response(self, flow: Flow, data: bytes) -> None:
-        resp = http.parse_response(data)
+        status = http.response_status(data)
         app = self._app(flow)
-        if resp is None:
-            return
-        if resp.status < 200:  # 100 Continue: the real status follows
+        if status is None or status < 200:  # 100 Continue: the real status follows
             return
         event = app.pending.popleft()
-        event.attrs["status"] = resp.status
+        event.attrs["status"] = status
         self._out.append(event)
 
     def _tls(self, flow: Flow, forward: bool, data: bytes, number: int, ts: int) -> None:
@@ -306,6 +377,9 @@ class Analyzer:
         if buf is None:
             if not tls.looks_like_tls(data):
                 app.tls_done = True
+                # The opener's first bytes after a handshake we saw are neither HTTP nor
+                # TLS: nothing here to recognise, later segments are not looked at.
+                app.done = forward and flow.isn >= 0 and app.service is None
                 return
             buf = data
         else:
@@ -314,10 +388,13 @@ class Analyzer:
             self.counters["tls: client hello larger than the reassembly limit"] += 1
             app.tls_done, app.tls_buf = True, None
             return
+        need = tls.hello_size(buf)
+        if need is not None and len(buf) < need:
+            app.tls_buf = buf  # the rest of the ClientHello is in the next segments
+            return
         hello = tls.parse_client_hello(buf)
         if hello is None:
-            need = tls.hello_size(buf)
-            if need is not None and len(buf) >= need:
+            if need is not None:
                 self.counters["tls: malformed client hello"] += 1
                 app.tls_done, app.tls_buf = True, None
             elif buf[5:6] not in (b"", b"\x01"):
@@ -327,6 +404,7 @@ class Analyzer:
             return
         app.tls_done, app.tls_buf = True, None
         app.service = app.service or "tls"
+        app.done = app.service == "tls"  # encrypted from here on
         self._out.append(self._request(flow, forward, number, ts, "tls", hello.attrs()))
 
     def _udp_data(self, flow: Flow, forward: bool, pkt: Packet, number: int, ts: int) -> None:

@@ -97,6 +97,24 @@ def decode(link: int, data: bytes, counters: collections.Counter[str]) -> Packet
             counters["truncated: ethernet header"] += 1
             return None
         etype = (data[12] << 8) | data[13]
+        if etype == 0x0800 and n >= 34 and data[14] == 0x45 and not data[20] & 0x3F \
+                and not data[21]:
+            # The common case, inline: IPv4 without options, not a fragment, TCP or UDP.
+            total = (data[16] << 8) | data[17]
+            end = 14 + total
+            if end > n:
+                end = n
+            proto = data[23]
+            if proto == 6 and total >= 40 and end >= 54:
+                sport, dport, seq, _ack, doff, flags = _tcp(data, 34)
+                if doff >= 0x50:
+                    start = 34 + (doff >> 4) * 4
+                    return Packet(data[26:30], data[30:34], 6, sport, dport, flags, seq,
+                                  data[start:end] if start < end else b"", total)
+            elif proto == 17 and total >= 28 and end >= 42:
+                sport, dport = _ports(data, 34)
+                return Packet(data[26:30], data[30:34], 17, sport, dport, 0, 0, data[42:end],
+                              total)
         off = 14
         while etype in _VLAN:
             if n < off + 4:

@@ -11,8 +11,8 @@ A flow ends, and is handed back by :meth:`FlowTable.take_ended`, when:
   handshake (the last ACK) still count until ``linger`` seconds have passed, and a new
   SYN with another sequence number (the port reused) ends it at once;
 - ``idle``: no packet for the idle time-out (TCP and the others have their own);
-- ``active``: it has lasted the active time-out; it goes on as a new flow record, so a
-  long transfer is reported in slices;
+- ``active``: it has lasted the active time-out (checked at its next packet); it goes on
+  as a new flow record, so a long transfer is reported in slices;
 - ``evicted``: the table is full (``max_flows``) and this is the oldest flow;
 - ``end``: :meth:`FlowTable.flush` at the end of the input.
 
@@ -157,12 +157,14 @@ class FlowTable:
         t = timeouts or Timeouts()
         self.timeouts = t
         self.flows: dict[Key, Flow] = {}
-        self._ended: list[Flow] = []
+        self.ended: list[Flow] = []
+        """Flows that ended and were not taken yet (see :meth:`take_ended`)."""
         self._tcp_idle = int(t.tcp_idle * 1e6)
         self._idle = int(t.idle * 1e6)
         self._active = int(t.active * 1e6)
         self._linger = int(t.linger * 1e6)
         self._next_sweep = -1
+        self._max_flows = t.max_flows
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -171,26 +173,33 @@ class FlowTable:
     def packet(self, pkt: Packet, ts: int, size: int, frame: int) -> tuple[Flow, bool]:
         """Count one packet of ``size`` bytes; returns its flow and whether it went from
         initiator to responder. A flow new with this packet has ``first_frame == frame``."""
-        if ts >= self._next_sweep or ts < self._next_sweep - 2 * _SWEEP_US:
+        if ts >= self._next_sweep:
             self.sweep(ts)
-        proto = pkt.proto
-        src, dst = pkt.src, pkt.dst
+        elif ts < self._next_sweep - 2 * _SWEEP_US:
+            # The clock went back (merged captures): flows from "later" cannot be idle
+            # yet, so there is nothing to sweep; start counting again from here.
+            self._next_sweep = ts + _SWEEP_US
+        src, dst, proto, sport, dport, flags, seq, _, _ = pkt
         if proto == 1 or proto == 58:
             sport = dport = 0
-        else:
-            sport, dport = pkt.sport, pkt.dport
         flows = self.flows
         key = (proto, src, sport, dst, dport)
-        flow = flows.get(key)
+        flow = flows.pop(key, None)
         forward = True
         if flow is None:
-            flow = flows.get((proto, dst, dport, src, sport))
+            flow = flows.pop((proto, dst, dport, src, sport), None)
             forward = False
-        flags = pkt.flags
-        if flow is not None and proto == 6 and flags & SYN and not flags & ACK \
-                and flow.closed_us and pkt.seq != flow.isn:
-            self._end(flow, "rst" if flow.end == "rst" else "fin")
-            flow = None
+        if flow is not None:
+            # Back at the end of the table: it is kept in order of last activity, so a
+            # sweep looks only at the flows that have been quiet for a while.
+            flows[flow.key] = flow
+            if proto == 6 and flags & SYN and not flags & ACK and flow.closed_us \
+                    and seq != flow.isn:
+                self._end(flow, "rst" if flow.end == "rst" else "fin")
+                flow = None
+            elif flow.first_us >= 0 and ts - flow.first_us > self._active:
+                self._end(flow, "active")
+                flow = flows[flow.key]
         if flow is None:
             if _initiator_is_receiver(pkt):
                 key = (proto, dst, dport, src, sport)
@@ -200,7 +209,7 @@ class FlowTable:
                 flow = Flow(key, proto, src, sport, dst, dport)
                 forward = True
             flows[key] = flow
-            if len(flows) > self.timeouts.max_flows:
+            if len(flows) > self._max_flows:
                 self._evict()
         if flow.first_us < 0:
             flow.first_us = ts
@@ -221,7 +230,7 @@ class FlowTable:
             else:
                 flow.flags_ba |= flags
             if flags & (SYN | FIN | RST):
-                self._tcp_state(flow, forward, flags, pkt.seq, ts)
+                self._tcp_state(flow, forward, flags, seq, ts)
         return flow, forward
 
     def _tcp_state(self, flow: Flow, forward: bool, flags: int, seq: int, ts: int) -> None:
@@ -248,18 +257,22 @@ class FlowTable:
                 flow.end = "fin"
 
     def sweep(self, now: int) -> None:
-        """End the flows that closed, went idle or lasted too long, as of ``now`` (µs)."""
+        """End the flows that closed or went idle, as of ``now`` (µs). The table is in
+        order of last activity: the sweep stops at the first flow active within the
+        shortest wait (``linger``), so its cost follows the quiet flows, not all of them.
+        A flow that lasts too long is ended (``active``) by its next packet."""
         self._next_sweep = now + _SWEEP_US
-        linger, tcp_idle, idle, active = self._linger, self._tcp_idle, self._idle, self._active
+        linger, tcp_idle, idle = self._linger, self._tcp_idle, self._idle
         done: list[tuple[Flow, str]] = []
         for flow in self.flows.values():
+            quiet = now - flow.last_us
+            if quiet <= linger:
+                break
             if flow.closed_us:
-                if now - flow.closed_us > linger and now - flow.last_us > linger:
+                if now - flow.closed_us > linger:
                     done.append((flow, flow.end or "fin"))
-            elif now - flow.last_us > (tcp_idle if flow.proto == 6 else idle):
+            elif quiet > (tcp_idle if flow.proto == 6 else idle):
                 done.append((flow, "idle"))
-            elif flow.first_us >= 0 and now - flow.first_us > active:
-                done.append((flow, "active"))
         for flow, why in done:
             self._end(flow, why)
 
@@ -269,7 +282,7 @@ class FlowTable:
             self.flows[flow.key] = flow.successor()
         flow.end = why
         if flow.first_us >= 0:
-            self._ended.append(flow)
+            self.ended.append(flow)
 
     def _evict(self) -> None:
         """Make room: first the flows that are done anyway, then the oldest."""
@@ -288,5 +301,5 @@ class FlowTable:
 
     def take_ended(self) -> list[Flow]:
         """The flows that ended since the last call, in the order they ended."""
-        ended, self._ended = self._ended, []
+        ended, self.ended = self.ended, []
         return ended

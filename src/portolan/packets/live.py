@@ -19,11 +19,10 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from portolan.packets.capfile import CaptureError
+from portolan.packets.capfile import CaptureError, Frame
 
 __all__ = ["DEFAULT_FILTER", "LiveCapture", "default_interface", "interface_addresses"]
 
@@ -173,16 +172,15 @@ class LiveCapture:
         self.sock = sock
         self._cmsg = socket.CMSG_SPACE(_TIMESPEC.size)
 
-    def read(self, handle: Callable[[int, int, int, int, bytes], None], *,
-             max_frames: int = 5000, timeout: float = 0.5) -> int:
-        """Hand frames to ``handle(number, ts_us, link, size, data)`` until ``max_frames``
-        were read or ``timeout`` seconds passed; returns how many."""
+    def read(self, *, max_frames: int = 5000, timeout: float = 0.5) -> list[Frame]:
+        """Frames (number, ts_us, link, size, data) as they arrive, until ``max_frames``
+        were read or ``timeout`` seconds passed."""
         sock = self.sock
         deadline = time.monotonic() + timeout
-        count = 0
+        frames: list[Frame] = []
         link = self.link
         loopback = self.loopback
-        while count < max_frames:
+        while len(frames) < max_frames:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -204,9 +202,8 @@ class LiveCapture:
             if not ts:
                 ts = time.time_ns() // 1000
             self.number += 1
-            count += 1
-            handle(self.number, ts, link, len(data), data)
-        return count
+            frames.append((self.number, ts, link, len(data), data))
+        return frames
 
     def stats(self) -> tuple[int, int]:
         """(packets received, packets dropped by the kernel) since the last call."""

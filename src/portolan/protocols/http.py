@@ -26,6 +26,7 @@ __all__ = [
     "looks_like_response",
     "parse_request",
     "parse_response",
+    "response_status",
 ]
 
 #: Methods that make :func:`looks_like_request` say yes: RFC 9110, PATCH, WebDAV, and the
@@ -36,6 +37,7 @@ METHODS: Final = frozenset({
     "M-SEARCH", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE", "PRI",
 })
 _PREFIXES: Final = tuple(m.encode() + b" " for m in METHODS)
+_FIRST: Final = frozenset(m.encode()[0] for m in METHODS)
 
 #: Headers are read up to this many bytes; the rest of a longer head is ignored.
 HEAD_MAX: Final = 16384
@@ -115,7 +117,7 @@ class HttpResponse:
 
 def looks_like_request(data: bytes) -> bool:
     """Cheap test: does ``data`` start with a known method and a space?"""
-    return data.startswith(_PREFIXES)
+    return bool(data) and data[0] in _FIRST and data.startswith(_PREFIXES)
 
 
 def looks_like_response(data: bytes) -> bool:
@@ -184,6 +186,18 @@ def parse_request(data: bytes) -> HttpRequest | None:
         complete=complete,
         head_size=size,
     )
+
+
+def response_status(data: bytes) -> int | None:
+    """Only the status code of the response whose status line starts ``data`` (cheaper
+    than :func:`parse_response` when nothing else is wanted)."""
+    if not looks_like_response(data):
+        return None
+    end = data.find(b"\n", 0, 512)
+    if end < 0:
+        return None
+    m = _STATUS_LINE.fullmatch(data[:end])
+    return int(m[2]) if m is not None else None
 
 
 def parse_response(data: bytes) -> HttpResponse | None:

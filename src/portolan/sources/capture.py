@@ -159,7 +159,7 @@ class CaptureSource:
         limit = 5000
         if self.max_frames:
             limit = min(limit, self.max_frames - analyzer.frames)
-        self.capture.read(analyzer.frame, max_frames=limit, timeout=0.5)
+        analyzer.feed(self.capture.read(max_frames=limit, timeout=0.5))
         analyzer.tick(self.ctx.now())
         done = bool(self.max_frames) and analyzer.frames >= self.max_frames
         if done:
