@@ -328,9 +328,13 @@ def _make(options: FileOptions, ctx: SourceContext) -> FileSource:
     return FileSource(options, ctx)
 
 
+#: Where systems keep sshd's log (Debian/Ubuntu, then Red Hat/Fedora).
+SSHD_LOGS = ("/var/log/auth.log", "/var/log/secure")
+
+
 def _defaults(ctx: SourceContext) -> list[SourceOptions]:
     """sshd's log, where this system keeps it and this user can read it."""
-    for candidate in ("/var/log/auth.log", "/var/log/secure"):
+    for candidate in SSHD_LOGS:
         if os.access(candidate, os.R_OK):
             return [FileOptions(type="file", name=os.path.basename(candidate),
                                 paths=[candidate], format="sshd")]

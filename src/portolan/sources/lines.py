@@ -100,7 +100,9 @@ class LineFeeder:
         self.file_key = file_key
         self.stats = stats
 
-    def feed(self, offset: int, raw: bytes) -> list[Event]:
+    def feed(self, offset: int | str, raw: bytes) -> list[Event]:
+        """Events of one line; ``offset`` pins it down in its input (a byte offset, or a
+        journal cursor)."""
         stats = self.stats
         stats.lines += 1
         if len(raw) > LINE_MAX:
