@@ -2,7 +2,6 @@
 journalctl as a user's system would."""
 
 # The tests write journal files from the event loop the source runs in (small, local).
-# ruff: noqa: ASYNC240, ASYNC221
 
 from __future__ import annotations
 
