@@ -262,3 +262,14 @@ async def test_memory_stays_flat_while_a_file_grows(tmp_path: Path, log: Path) -
 class _Discard(list[Event]):
     def extend(self, events: object) -> None:
         pass
+
+
+def test_defaults_follow_sshd_log_when_readable(tmp_path: Path) -> None:
+    from portolan.sources.file import sshd_log_defaults
+
+    secure = tmp_path / "secure"
+    assert sshd_log_defaults((str(tmp_path / "auth.log"), str(secure))) == []
+    secure.write_text("")
+    [found] = sshd_log_defaults((str(tmp_path / "auth.log"), str(secure)))
+    assert isinstance(found, FileOptions)
+    assert (found.paths, found.format, found.start_at) == ([str(secure)], "sshd", "end")

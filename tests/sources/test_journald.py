@@ -1,7 +1,6 @@
 """The journald source on real journal files, written by systemd-journal-remote and read by
 journalctl as a user's system would."""
 
-# The tests write journal files from the event loop the source runs in (small, local).
 
 from __future__ import annotations
 
@@ -117,3 +116,19 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert cmd[:2] == ["journalctl", "--follow"]
     assert "--merge" in cmd and "--lines=0" in cmd
     assert "SYSLOG_IDENTIFIER=sshd" in cmd and f"--file={tmp_path / 'x.journal'}" in cmd
+
+
+def test_defaults_take_the_journal_only_without_a_readable_log(tmp_path: Path) -> None:
+    from portolan.sources.journald import sshd_journal_defaults
+
+    journal = tmp_path / "t.journal"
+    where = (f"--file={journal}",)
+    log = tmp_path / "auth.log"
+    assert sshd_journal_defaults((str(log),), where=where) == []  # no journal file yet
+    write(journal, entry(0, "Invalid user a from 203.0.113.1 port 1"))
+    [found] = sshd_journal_defaults((str(log),), where=where)
+    assert isinstance(found, JournaldOptions) and found.format == "sshd"
+    log.write_text("")
+    assert sshd_journal_defaults((str(log),), where=where) == []  # the file source's
+    assert sshd_journal_defaults((str(tmp_path / "none"),), journalctl="no-such-journalctl",
+                                 where=where) == []

@@ -332,13 +332,18 @@ def _make(options: FileOptions, ctx: SourceContext) -> FileSource:
 SSHD_LOGS = ("/var/log/auth.log", "/var/log/secure")
 
 
-def _defaults(ctx: SourceContext) -> list[SourceOptions]:
-    """sshd's log, where this system keeps it and this user can read it."""
-    for candidate in SSHD_LOGS:
-        if os.access(candidate, os.R_OK):
+def sshd_log_defaults(candidates: tuple[str, ...] = SSHD_LOGS) -> list[SourceOptions]:
+    """sshd's log, where this system keeps it and this user can read it (the first of
+    ``candidates``), followed from its end; nothing when none is readable."""
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.R_OK):
             return [FileOptions(type="file", name=os.path.basename(candidate),
                                 paths=[candidate], format="sshd")]
     return []
+
+
+def _defaults(ctx: SourceContext) -> list[SourceOptions]:
+    return sshd_log_defaults()
 
 
 SOURCES.add("file", SourceSpec(

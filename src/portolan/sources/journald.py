@@ -199,25 +199,32 @@ def _make(options: JournaldOptions, ctx: SourceContext) -> JournaldSource:
     return JournaldSource(options, ctx)
 
 
-def journal_readable(journalctl: str = "journalctl") -> bool:
-    """Whether journalctl exists and this user can read sshd's entries."""
+def journal_readable(journalctl: str = "journalctl", where: tuple[str, ...] = ()) -> bool:
+    """Whether journalctl exists and this user can read the journal (``where``: the
+    journalctl arguments that name it; none: the system's)."""
     if shutil.which(journalctl) is None:
         return False
     try:
-        done = subprocess.run([journalctl, "--quiet", "--lines=1", "--no-pager",
-                               "SYSLOG_IDENTIFIER=sshd"], capture_output=True, timeout=5,
-                              check=False)
+        done = subprocess.run([journalctl, "--quiet", "--lines=1", "--no-pager", "--merge",
+                               *where], capture_output=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return done.returncode == 0 and b"No journal files" not in done.stderr
+    return done.returncode == 0 and not done.stderr.strip() and bool(done.stdout.strip())
+
+
+def sshd_journal_defaults(logs: tuple[str, ...] = SSHD_LOGS, journalctl: str = "journalctl",
+                          where: tuple[str, ...] = ()) -> list[SourceOptions]:
+    """sshd's journal, when no sshd log file is readable (the file source takes that one)
+    and the journal is."""
+    if any(os.path.isfile(p) and os.access(p, os.R_OK) for p in logs):
+        return []
+    if not journal_readable(journalctl, where):
+        return []
+    return [JournaldOptions(type="journald", name="journal:sshd", journalctl=journalctl)]
 
 
 def _defaults(ctx: SourceContext) -> list[SourceOptions]:
-    """sshd's journal, when sshd's log file is not readable (the file source takes it
-    then) and the journal is."""
-    if any(os.access(p, os.R_OK) for p in SSHD_LOGS) or not journal_readable():
-        return []
-    return [JournaldOptions(type="journald", name="journal:sshd")]
+    return sshd_journal_defaults()
 
 
 SOURCES.add("journald", SourceSpec(
