@@ -164,7 +164,8 @@ class SshdParser:
         self.sensor = ctx.sensor
         self.source = ctx.source
         self._held: list[Event] = []
-        self._last_sweep: dt.datetime | None = None
+        self._waiting: dict[str, _Conn] = {}
+        """Processes with a PAM failure waiting for its ``Failed`` line."""
 
     def parse(self, line: str) -> list[Event] | None:
         head = split(line, self.clock, self.tz or dt.UTC)
@@ -220,13 +221,15 @@ class SshdParser:
         if port is not None and port > 65535:
             port = None
         out: list[Event] = []
-        conn = self._conn(f"{host}\x1f{pid}", ts, host, ip, action) if pid else None
+        key = f"{host}\x1f{pid}"
+        conn = self._conn(key, ts, host, ip, action) if pid else None
         held: Event | None = None
         if conn is not None:
             if conn.pam is not None:
                 if name != "failed":  # else sshd reports the attempt PAM told about
                     held = conn.pam
                 conn.pam = None
+                self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
                     return _with(out, held)
@@ -256,6 +259,7 @@ class SshdParser:
                 out.append(event)
             else:
                 conn.pam = event
+                self._waiting[key] = conn
             return _with(out, held)
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
@@ -306,36 +310,36 @@ class SshdParser:
         conn = _Conn(start=ts, session=make_id("ssh", self.sensor, host, key, ts.isoformat()))
         conns[key] = conn
         if len(conns) > MAX_PROCESSES:
-            _, old = conns.popitem(last=False)
+            old_key, old = conns.popitem(last=False)
             if old.pam is not None:
                 self._held.append(old.pam)
+                self._waiting.pop(old_key, None)
         return conn
 
     def _release(self, ts: dt.datetime) -> list[Event]:
-        """PAM failures that waited :data:`PAM_WAIT` for a ``Failed`` line that never came
-        (checked once per second of log time), and those of forgotten processes."""
+        """PAM failures that waited :data:`PAM_WAIT` (of log time) for a ``Failed`` line
+        that never came, and those of forgotten processes."""
         out = self._held
         if out:
             self._held = []
-        last = self._last_sweep
-        if last is None or ts - last >= _SECOND or ts < last:
-            self._last_sweep = ts
+        if self._waiting:
             limit = ts - PAM_WAIT
-            for conn in self.conns.values():
+            for key, conn in list(self._waiting.items()):
                 pam = conn.pam
-                if pam is not None and pam.ts < limit:
-                    out.append(pam)
+                if pam is None or pam.ts < limit:
+                    if pam is not None:
+                        out.append(pam)
                     conn.pam = None
+                    del self._waiting[key]
         return out
 
     def finish(self) -> list[Event]:
-        out = [c.pam for c in self.conns.values() if c.pam is not None]
-        for conn in self.conns.values():
+        out = [c.pam for c in self._waiting.values() if c.pam is not None]
+        for conn in self._waiting.values():
             conn.pam = None
+        self._waiting.clear()
         return out
 
-
-_SECOND = dt.timedelta(seconds=1)
 
 
 def _with(events: list[Event], held: Event | None) -> list[Event]:
