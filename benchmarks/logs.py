@@ -11,6 +11,9 @@ of ``--runs``):
 - ``portolan parse --format weblog`` against ``goaccess FILE --log-format=COMBINED -o csv``;
 - ``portolan ingest`` (parse, GeoIP/enrichment, store) into a fresh SQLite database.
 
+Rates are printed per wall-clock second and per CPU second (user + system): on a machine
+shared with other work, the CPU figure is the one that compares tools fairly.
+
 fail2ban and GoAccess come from Debian (``apt-get install fail2ban goaccess``; ``--install``
 does it). A missing tool's comparison is skipped with a message, never faked.
 """
@@ -21,6 +24,7 @@ import argparse
 import itertools
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PORTOLAN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -47,31 +52,46 @@ def build(path: Path, samples: list[str], lines: int) -> None:
             out.write(line + "\n")
 
 
-def timed(cmd: list[str], runs: int, before: Callable[[], None] | None = None) -> float:
-    """Median wall time of ``cmd`` (output discarded)."""
-    times = []
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], runs: int, before: Callable[[], None] | None = None) -> Timing:
+    """Median wall and CPU time of ``cmd`` (output discarded)."""
+    walls, cpus = [], []
     for _ in range(runs):
         if before is not None:
             before()
+        cpu = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-        elapsed = time.perf_counter() - started
+        walls.append(time.perf_counter() - started)
+        cpus.append(_children_cpu() - cpu)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
-        times.append(elapsed)
-    return statistics.median(times)
+    return Timing(statistics.median(walls), statistics.median(cpus))
 
 
-def bare_regex(path: Path, runs: int) -> float:
+class Timing(NamedTuple):
+    """Seconds of wall-clock time, and of CPU time (user + system, the process and its
+    children): on a busy machine the CPU time is the fairer of the two."""
+
+    wall: float
+    cpu: float
+
+
+def bare_regex(path: Path, runs: int) -> Timing:
     pattern = re.compile(r"Failed (\S+) for (invalid user )?(.*?) from (\S+?)(?: port (\d+))?")
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with path.open("rb") as f:
             for raw in f:
                 pattern.search(raw.decode("utf-8", "replace"))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return Timing(statistics.median(walls), statistics.median(cpus))
 
 
 def tool(name: str, package: str, install: bool) -> str | None:
@@ -86,11 +106,14 @@ def tool(name: str, package: str, install: bool) -> str | None:
     return found
 
 
-def row(label: str, lines: int, seconds: float, against: float | None = None,
+def row(label: str, lines: int, t: Timing, against: Timing | None = None,
         name: str = "") -> None:
-    rate = lines / seconds
-    ratio = f"  = {against / seconds:5.1f} x {name}" if against else ""
-    print(f"  {label:44} {seconds:7.2f} s  {rate:>12,.0f} lines/s{ratio}")
+    ratio = ""
+    if against:
+        ratio = (f"  {against.wall / t.wall:5.1f} x / {against.cpu / t.cpu:5.1f} x "
+                 f"{name} (wall / CPU)")
+    print(f"  {label:44} {lines / t.wall:>10,.0f} lines/s wall {lines / t.cpu:>10,.0f} "
+          f"lines/s CPU{ratio}")
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ class SyslogClock:
             return None
         now = self.now()
         local_now = now.astimezone(self.tz) if self.tz is not None else now.astimezone()
-        for year in (local_now.year + 1, local_now.year, local_now.year - 1):
+        for year in range(local_now.year + 1, local_now.year - 5, -1):
             try:
                 naive = dt.datetime(year, number, int(day), int(hh), int(mm), int(ss))
             except ValueError:  # Feb 29 in a year without one

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -44,7 +45,7 @@ class SyslogOptions(SourceOptions, kw_only=True, forbid_unknown_fields=True):
     IPv6 and IPv4 addresses; ports below 1024 need privileges)."""
     format: str = "sshd"
     """Format of the messages (with their syslog header)."""
-    format_options: dict[str, str] = {}
+    format_options: dict[str, Any] = {}
     """Options of the format."""
     max_message: int = 65536
     """Longest message accepted, in bytes."""
