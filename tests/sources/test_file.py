@@ -273,3 +273,20 @@ def test_defaults_follow_sshd_log_when_readable(tmp_path: Path) -> None:
     [found] = sshd_log_defaults((str(tmp_path / "auth.log"), str(secure)))
     assert isinstance(found, FileOptions)
     assert (found.paths, found.format, found.start_at) == ([str(secure)], "sshd", "end")
+
+
+async def test_a_session_open_across_a_restart_is_still_closed(tmp_path: Path, log: Path) -> None:
+    log.write_bytes(lines(0, 2) + b"Nov 23 10:00:00 h sshd[77]: Accepted password for alice "
+                    b"from 198.51.100.7 port 5000 ssh2\n")
+    async with Running(source(tmp_path, log, start_at="beginning")) as r:
+        await until(lambda: len(r.out.events) == 3)
+    [opened] = [e for e in r.out.events if e.action == "auth_success"]
+    with log.open("ab") as f:
+        f.write(b"Nov 23 10:30:00 h sshd[77]: Disconnected from user alice 198.51.100.7 "
+                b"port 5000\n")
+    async with Running(source(tmp_path, log, start_at="beginning")) as r2:
+        await until(lambda: len(r2.out.events) == 1)
+    [closed] = r2.out.events
+    assert closed.action == "disconnect"
+    assert closed.session == opened.session
+    assert closed.duration == 1800.0

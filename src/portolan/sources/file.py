@@ -39,7 +39,15 @@ from typing import Any, BinaryIO, Literal
 
 from portolan.event import Event
 from portolan.sources.base import SOURCES, Emitter, SourceContext, SourceOptions, SourceSpec
-from portolan.sources.lines import LineFeeder, LineStats, fingerprint, first_line, open_binary
+from portolan.sources.lines import (
+    LINE_MAX,
+    LineFeeder,
+    LineStats,
+    decode_line,
+    fingerprint,
+    first_line,
+    open_binary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ log = logging.getLogger(__name__)
 KEEP_POSITIONS = 512
 #: Lines handed to the pipeline at a time.
 BATCH_LINES = 2000
+#: How much of a file before a saved position is shown to the parser again at start-up.
+WARM_UP_BYTES = 1 << 20
 
 
 class FileOptions(SourceOptions, kw_only=True, forbid_unknown_fields=True):
@@ -237,8 +247,32 @@ class FileSource:
         elif self.first_look and self.options.start_at == "end" and not compressed:
             current.offset = _last_line_end(f, size)
         self._start(current, fp)
+        if saved:
+            self._warm_up(current)
         self.open[path] = current
         return True
+
+    def _warm_up(self, current: _Open) -> None:
+        """Before going on at a saved position, let the parser see the lines just before
+        it again (their events are dropped: they are stored already), so that what spans
+        lines -- an SSH session opened before the restart and closed after it -- is still
+        tied together."""
+        assert current.feeder is not None
+        parser = current.feeder.parser
+        start = max(0, current.offset - WARM_UP_BYTES)
+        f = current.f
+        f.seek(start)
+        if start > 0:
+            start += len(f.readline())  # from the next whole line
+        while start < current.offset:
+            raw = f.readline()
+            if not raw:
+                break
+            start += len(raw)
+            try:
+                parser.parse(decode_line(raw[:LINE_MAX]))
+            except Exception:  # a parser failing on old input must not stop the new
+                log.debug("warm-up line failed to parse", exc_info=True)
 
     def _start(self, current: _Open, fp: str) -> None:
         current.fp = fp
