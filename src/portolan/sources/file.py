@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from portolan.event import Event
+from portolan.formats.base import Parser
 from portolan.sources.base import SOURCES, Emitter, SourceContext, SourceOptions, SourceSpec
 from portolan.sources.lines import (
     LINE_MAX,
@@ -144,7 +145,8 @@ class FileSource:
         self.stats = LineStats()
         self.open: dict[str, _Open] = {}
         self.draining: list[_Open] = []
-        self.parsers: dict[str, Any] = {}
+        self.parsers: dict[str, Parser] = {}
+        """One parser per followed path, kept across its rotations."""
         self.first_look = True
 
     # -- the loop ----------------------------------------------------------------------
@@ -175,6 +177,9 @@ class FileSource:
                     await self._read(old, out, final=True)
                     old.f.close()
                     self.draining.remove(old)
+                    if old.path not in self.open and not any(
+                            d.path == old.path for d in self.draining):
+                        self.parsers.pop(old.path, None)  # a glob's file that is gone
             if not busy:
                 await asyncio.sleep(self.options.poll_interval)
 
