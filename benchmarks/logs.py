@@ -121,8 +121,10 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--install", action="store_true", help="apt-get install missing tools")
-    ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--only", choices=["sshd", "weblog", "ingest"], action="append",
+                    help="run only these parts (repeatable; default: all)")
     args = ap.parse_args()
+    parts = set(args.only or ["sshd", "weblog", "ingest"])
     if not DATA.is_dir():
         raise SystemExit(f"the sample data folder {DATA} is absent (PORTOLAN_SHARED_DATA)")
     n, runs = args.lines, args.runs
@@ -145,37 +147,49 @@ def main() -> None:
               f"{len(web_samples):,} real lines ({web.stat().st_size / 1e6:.0f} MB); "
               f"median of {runs} runs")
 
-        print("sshd")
-        ours = timed([*PORTOLAN, "parse", str(sshd), "--format", "sshd"], runs)
-        floor = bare_regex(sshd, runs)
-        f2b = tool("fail2ban-regex", "fail2ban", args.install)
-        theirs = timed([f2b, str(sshd), "sshd"], runs) if f2b else None
-        if theirs:
-            row("fail2ban-regex FILE sshd", n, theirs)
-        row("bare Python regex loop (one pattern)", n, floor)
-        row("portolan parse --format sshd", n, ours, theirs, "fail2ban-regex")
+        if "sshd" in parts:
+            sshd_part(sshd, n, runs, args.install)
+        if "weblog" in parts:
+            weblog_part(web, n, runs, args.install)
+        if "ingest" in parts:
+            ingest_part(work, sshd, web, n, runs)
 
-        print("nginx combined")
-        ours_web = timed([*PORTOLAN, "parse", str(web), "--format", "weblog"], runs)
-        goaccess = tool("goaccess", "goaccess", args.install)
-        theirs_web = (timed([goaccess, str(web), "--log-format=COMBINED", "-o", "csv"], runs)
-                      if goaccess else None)
-        if theirs_web:
-            row("goaccess FILE --log-format=COMBINED -o csv", n, theirs_web)
-        row("portolan parse --format weblog", n, ours_web, theirs_web, "goaccess")
 
-        if not args.skip_ingest:
-            print("end to end (parse + enrichment + SQLite store)")
-            db = work / "bench.db"
+def sshd_part(sshd: Path, n: int, runs: int, install: bool) -> None:
+    print("sshd")
+    ours = timed([*PORTOLAN, "parse", str(sshd), "--format", "sshd"], runs)
+    floor = bare_regex(sshd, runs)
+    f2b = tool("fail2ban-regex", "fail2ban", install)
+    theirs = timed([f2b, str(sshd), "sshd"], runs) if f2b else None
+    if theirs:
+        row("fail2ban-regex FILE sshd", n, theirs)
+    row("bare Python regex loop (one pattern)", n, floor)
+    row("portolan parse --format sshd", n, ours, theirs, "fail2ban-regex")
 
-            def fresh() -> None:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(db) + suffix).unlink(missing_ok=True)
 
-            for label, path, fmt in (("sshd", sshd, "sshd"), ("weblog", web, "weblog")):
-                took = timed([*PORTOLAN, "ingest", str(path), "--format", fmt, "--db",
-                              f"sqlite:///{db}", "--no-progress"], runs, fresh)
-                row(f"portolan ingest --format {label} (SQLite)", n, took)
+def weblog_part(web: Path, n: int, runs: int, install: bool) -> None:
+    print("nginx combined")
+    ours = timed([*PORTOLAN, "parse", str(web), "--format", "weblog"], runs)
+    goaccess = tool("goaccess", "goaccess", install)
+    theirs = (timed([goaccess, str(web), "--log-format=COMBINED", "-o", "csv"], runs)
+              if goaccess else None)
+    if theirs:
+        row("goaccess FILE --log-format=COMBINED -o csv", n, theirs)
+    row("portolan parse --format weblog", n, ours, theirs, "goaccess")
+
+
+def ingest_part(work: Path, sshd: Path, web: Path, n: int, runs: int) -> None:
+    print("end to end (parse + enrichment + SQLite store)")
+    db = work / "bench.db"
+
+    def fresh() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+
+    for label, path, fmt in (("sshd", sshd, "sshd"), ("weblog", web, "weblog")):
+        took = timed([*PORTOLAN, "ingest", str(path), "--format", fmt, "--db",
+                      f"sqlite:///{db}", "--no-progress"], runs, fresh)
+        row(f"portolan ingest --format {label} (SQLite)", n, took)
 
 
 if __name__ == "__main__":
