@@ -198,15 +198,29 @@ _RENAME = {"request_method": "method", "request_uri": "path", "uri": "path", "ar
            "server_protocol": "protocol"}
 
 
+_ZONES: dict[str, dt.tzinfo] = {"+0000": dt.UTC}
+"""Time zones by their text in logs (a handful per server; a cache of immutable values)."""
+
+
 def _parse_time(text: str) -> dt.datetime | None:
     """``17/May/2015:08:05:32 +0000`` (nginx ``$time_local``) or ISO 8601, as UTC."""
     try:
-        if "/" in text:
+        if len(text) == 26 and text[2] == "/" and text[20] == " ":  # 17/May/2015:08:05:32 +0000
+            zone = _ZONES.get(text[21:])
+            if zone is None:
+                sign = -1 if text[21] == "-" else 1
+                zone = dt.timezone(dt.timedelta(hours=int(text[22:24]),
+                                                minutes=int(text[24:26])) * sign)
+                if len(_ZONES) < 64:
+                    _ZONES[text[21:]] = zone
+            value = dt.datetime(int(text[7:11]), _MONTHS[text[3:6]], int(text[0:2]),
+                                int(text[12:14]), int(text[15:17]), int(text[18:20]), tzinfo=zone)
+        elif "/" in text:
             day, month, rest = text.split("/", 2)
             year, hh, mm, rest = rest.split(":", 3)
-            ss, _, zone = rest.partition(" ")
-            sign = -1 if zone[:1] == "-" else 1
-            offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+            ss, _, zone_text = rest.partition(" ")
+            sign = -1 if zone_text[:1] == "-" else 1
+            offset = dt.timedelta(hours=int(zone_text[1:3]), minutes=int(zone_text[3:5])) * sign
             value = dt.datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss),
                                 tzinfo=dt.timezone(offset))
         else:
