@@ -142,7 +142,8 @@ class _Conn:
     """What one sshd process (one connection) has said so far."""
 
     start: dt.datetime
-    session: str
+    key: str
+    """Host and pid of the process."""
     ip: str | None = None
     port: int | None = None
     user: str | None = None
@@ -292,9 +293,13 @@ class SshdParser:
             proto="tcp", src_ip=ip, src_port=port,
             dst_ip=dst_ip[:_IP_MAX] if dst_ip else None, dst_port=dst_port,
             user=clip(user) if user is not None else None,
-            session=conn.session if conn is not None and conn.opened else None,
+            session=self._session(conn) if conn is not None and conn.opened else None,
             attrs=attrs,
         )
+
+    def _session(self, conn: _Conn) -> str:
+        """The session id of a connection: unique per sensor, host, pid and start."""
+        return make_id("ssh", self.sensor, conn.key, conn.start.isoformat())
 
     def _conn(self, key: str, ts: dt.datetime, host: str, ip: str | None,
               action: str | None) -> _Conn:
@@ -307,7 +312,7 @@ class SshdParser:
                 conns.move_to_end(key)
                 return conn
             del conns[key]
-        conn = _Conn(start=ts, session=make_id("ssh", self.sensor, host, key, ts.isoformat()))
+        conn = _Conn(start=ts, key=key)
         conns[key] = conn
         if len(conns) > MAX_PROCESSES:
             old_key, old = conns.popitem(last=False)
