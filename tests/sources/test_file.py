@@ -290,3 +290,16 @@ async def test_a_session_open_across_a_restart_is_still_closed(tmp_path: Path, l
     assert closed.action == "disconnect"
     assert closed.session == opened.session
     assert closed.duration == 1800.0
+
+
+async def test_a_corrupt_gz_is_skipped_and_the_rest_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(lines(0, 2))
+    good = gzip.compress(lines(10, 12))
+    (tmp_path / "b.log.gz").write_bytes(good[: len(good) // 2])  # cut short
+    src = source(tmp_path, tmp_path / "*.log*", start_at="beginning", read_compressed=True)
+    async with Running(src) as r:
+        await until(lambda: len(r.out.events) >= 2 and bool(src.skipped))
+        with (tmp_path / "a.log").open("ab") as f:
+            f.write(lines(2, 3))
+        await until(lambda: "u2" in r.out.users())
+    assert src.ctx.counters["file: unreadable: EOFError"] == 1

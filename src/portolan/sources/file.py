@@ -145,6 +145,8 @@ class FileSource:
         self.stats = LineStats()
         self.open: dict[str, _Open] = {}
         self.draining: list[_Open] = []
+        self.skipped: dict[str, int] = {}
+        """Unreadable files (path -> modification time when they failed)."""
         self.parsers: dict[str, Parser] = {}
         """One parser per followed path, kept across its rotations."""
         self.first_look = True
@@ -165,8 +167,11 @@ class FileSource:
         while True:
             busy = False
             for path in self._paths():
-                while await self._step(path, out):
-                    busy = True
+                try:
+                    while await self._step(path, out):
+                        busy = True
+                except (OSError, EOFError) as exc:  # a corrupt .gz, an I/O error
+                    self._broken(path, exc)
             self.first_look = False
             for old in list(self.draining):
                 if await self._read(old, out, final=False):
@@ -182,6 +187,18 @@ class FileSource:
                         self.parsers.pop(old.path, None)  # a glob's file that is gone
             if not busy:
                 await asyncio.sleep(self.options.poll_interval)
+
+    def _broken(self, path: str, exc: BaseException) -> None:
+        """A file that cannot be read: counted, logged once, left alone until it changes."""
+        self.ctx.counters[f"file: unreadable: {type(exc).__name__}"] += 1
+        current = self.open.pop(path, None)
+        if current is not None:
+            current.f.close()
+        try:
+            self.skipped[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            self.skipped.pop(path, None)
+        log.warning("%s: cannot be read (%s); skipped until it changes", path, exc)
 
     def _paths(self) -> list[str]:
         found: list[str] = []
@@ -204,6 +221,10 @@ class FileSource:
             ino = (st.st_dev, st.st_ino)
         except OSError:
             st, ino = None, None
+        if path in self.skipped:
+            if st is not None and st.st_mtime_ns == self.skipped[path]:
+                return False
+            del self.skipped[path]
         if current is None:
             if st is None:
                 return False
