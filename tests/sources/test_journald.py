@@ -132,3 +132,14 @@ def test_defaults_take_the_journal_only_without_a_readable_log(tmp_path: Path) -
     assert sshd_journal_defaults((str(log),), where=where) == []  # the file source's
     assert sshd_journal_defaults((str(tmp_path / "none"),), journalctl="no-such-journalctl",
                                  where=where) == []
+
+
+async def test_a_missing_journalctl_is_retried_not_fatal(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    src = make(tmp_path, tmp_path / "x.journal", journalctl=str(tmp_path / "no-journalctl"))
+    task = asyncio.create_task(src.run(Collector()))
+    await until(lambda: "cannot run" in caplog.text, 10)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

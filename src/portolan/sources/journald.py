@@ -101,7 +101,10 @@ class JournaldSource:
         delay = 1.0
         while True:
             started = asyncio.get_running_loop().time()
-            code, err = await self._follow(out)
+            try:
+                code, err = await self._follow(out)
+            except OSError as exc:  # journalctl missing, not executable
+                code, err = None, f"cannot run {self.options.journalctl}: {exc.strerror}"
             log.warning("journalctl ended (status %s): %s; starting it again in %.0f s",
                         code, err or "no message", delay)
             if asyncio.get_running_loop().time() - started > 60:
