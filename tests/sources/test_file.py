@@ -262,3 +262,44 @@ async def test_memory_stays_flat_while_a_file_grows(tmp_path: Path, log: Path) -
 class _Discard(list[Event]):
     def extend(self, events: object) -> None:
         pass
+
+
+def test_defaults_follow_sshd_log_when_readable(tmp_path: Path) -> None:
+    from portolan.sources.file import sshd_log_defaults
+
+    secure = tmp_path / "secure"
+    assert sshd_log_defaults((str(tmp_path / "auth.log"), str(secure))) == []
+    secure.write_text("")
+    [found] = sshd_log_defaults((str(tmp_path / "auth.log"), str(secure)))
+    assert isinstance(found, FileOptions)
+    assert (found.paths, found.format, found.start_at) == ([str(secure)], "sshd", "end")
+
+
+async def test_a_session_open_across_a_restart_is_still_closed(tmp_path: Path, log: Path) -> None:
+    log.write_bytes(lines(0, 2) + b"Nov 23 10:00:00 h sshd[77]: Accepted password for alice "
+                    b"from 198.51.100.7 port 5000 ssh2\n")
+    async with Running(source(tmp_path, log, start_at="beginning")) as r:
+        await until(lambda: len(r.out.events) == 3)
+    [opened] = [e for e in r.out.events if e.action == "auth_success"]
+    with log.open("ab") as f:
+        f.write(b"Nov 23 10:30:00 h sshd[77]: Disconnected from user alice 198.51.100.7 "
+                b"port 5000\n")
+    async with Running(source(tmp_path, log, start_at="beginning")) as r2:
+        await until(lambda: len(r2.out.events) == 1)
+    [closed] = r2.out.events
+    assert closed.action == "disconnect"
+    assert closed.session == opened.session
+    assert closed.duration == 1800.0
+
+
+async def test_a_corrupt_gz_is_skipped_and_the_rest_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(lines(0, 2))
+    good = gzip.compress(lines(10, 12))
+    (tmp_path / "b.log.gz").write_bytes(good[: len(good) // 2])  # cut short
+    src = source(tmp_path, tmp_path / "*.log*", start_at="beginning", read_compressed=True)
+    async with Running(src) as r:
+        await until(lambda: len(r.out.events) >= 2 and bool(src.skipped))
+        with (tmp_path / "a.log").open("ab") as f:
+            f.write(lines(2, 3))
+        await until(lambda: "u2" in r.out.users())
+    assert src.ctx.counters["file: unreadable: EOFError"] == 1

@@ -91,7 +91,7 @@ class SyslogClock:
             return None
         now = self.now()
         local_now = now.astimezone(self.tz) if self.tz is not None else now.astimezone()
-        for year in (local_now.year + 1, local_now.year, local_now.year - 1):
+        for year in range(local_now.year + 1, local_now.year - 5, -1):
             try:
                 naive = dt.datetime(year, number, int(day), int(hh), int(mm), int(ss))
             except ValueError:  # Feb 29 in a year without one
@@ -103,8 +103,18 @@ class SyslogClock:
         return None
 
 
+#: The most common form, in one match: ``Nov 23 21:50:37 host prog[123]: message``.
+_FAST = re.compile(
+    r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d) ([^\s\[\]:]+) "
+    r"([^\s\[\]:]+)\[(\d+)\]: (.*)", re.DOTALL)
+
+
 def split(line: str, clock: SyslogClock, tz: dt.tzinfo = dt.UTC) -> Header | None:
     """The header of a syslog or journal line, or None when it has none."""
+    fast = _FAST.match(line)
+    if fast is not None:
+        month, day, hh, mm, ss, host, prog, pid, msg = fast.groups()
+        return Header(clock(month, day, hh, mm, ss), host, prog, pid, msg)
     rest = line
     if rest.startswith("<"):
         end = rest.find(">", 1, 5)

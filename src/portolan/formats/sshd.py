@@ -142,7 +142,8 @@ class _Conn:
     """What one sshd process (one connection) has said so far."""
 
     start: dt.datetime
-    session: str
+    key: str
+    """Host and pid of the process."""
     ip: str | None = None
     port: int | None = None
     user: str | None = None
@@ -164,7 +165,8 @@ class SshdParser:
         self.sensor = ctx.sensor
         self.source = ctx.source
         self._held: list[Event] = []
-        self._last_sweep: dt.datetime | None = None
+        self._waiting: dict[str, _Conn] = {}
+        """Processes with a PAM failure waiting for its ``Failed`` line."""
 
     def parse(self, line: str) -> list[Event] | None:
         head = split(line, self.clock, self.tz or dt.UTC)
@@ -220,13 +222,15 @@ class SshdParser:
         if port is not None and port > 65535:
             port = None
         out: list[Event] = []
-        conn = self._conn(f"{host}\x1f{pid}", ts, host, ip, action) if pid else None
+        key = f"{host}\x1f{pid}"
+        conn = self._conn(key, ts, host, ip, action) if pid else None
         held: Event | None = None
         if conn is not None:
             if conn.pam is not None:
                 if name != "failed":  # else sshd reports the attempt PAM told about
                     held = conn.pam
                 conn.pam = None
+                self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
                     return _with(out, held)
@@ -256,6 +260,7 @@ class SshdParser:
                 out.append(event)
             else:
                 conn.pam = event
+                self._waiting[key] = conn
             return _with(out, held)
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
@@ -288,9 +293,13 @@ class SshdParser:
             proto="tcp", src_ip=ip, src_port=port,
             dst_ip=dst_ip[:_IP_MAX] if dst_ip else None, dst_port=dst_port,
             user=clip(user) if user is not None else None,
-            session=conn.session if conn is not None and conn.opened else None,
+            session=self._session(conn) if conn is not None and conn.opened else None,
             attrs=attrs,
         )
+
+    def _session(self, conn: _Conn) -> str:
+        """The session id of a connection: unique per sensor, host, pid and start."""
+        return make_id("ssh", self.sensor, conn.key, conn.start.isoformat())
 
     def _conn(self, key: str, ts: dt.datetime, host: str, ip: str | None,
               action: str | None) -> _Conn:
@@ -303,39 +312,39 @@ class SshdParser:
                 conns.move_to_end(key)
                 return conn
             del conns[key]
-        conn = _Conn(start=ts, session=make_id("ssh", self.sensor, host, key, ts.isoformat()))
+        conn = _Conn(start=ts, key=key)
         conns[key] = conn
         if len(conns) > MAX_PROCESSES:
-            _, old = conns.popitem(last=False)
+            old_key, old = conns.popitem(last=False)
             if old.pam is not None:
                 self._held.append(old.pam)
+                self._waiting.pop(old_key, None)
         return conn
 
     def _release(self, ts: dt.datetime) -> list[Event]:
-        """PAM failures that waited :data:`PAM_WAIT` for a ``Failed`` line that never came
-        (checked once per second of log time), and those of forgotten processes."""
+        """PAM failures that waited :data:`PAM_WAIT` (of log time) for a ``Failed`` line
+        that never came, and those of forgotten processes."""
         out = self._held
         if out:
             self._held = []
-        last = self._last_sweep
-        if last is None or ts - last >= _SECOND or ts < last:
-            self._last_sweep = ts
+        if self._waiting:
             limit = ts - PAM_WAIT
-            for conn in self.conns.values():
+            for key, conn in list(self._waiting.items()):
                 pam = conn.pam
-                if pam is not None and pam.ts < limit:
-                    out.append(pam)
+                if pam is None or pam.ts < limit:
+                    if pam is not None:
+                        out.append(pam)
                     conn.pam = None
+                    del self._waiting[key]
         return out
 
     def finish(self) -> list[Event]:
-        out = [c.pam for c in self.conns.values() if c.pam is not None]
-        for conn in self.conns.values():
+        out = [c.pam for c in self._waiting.values() if c.pam is not None]
+        for conn in self._waiting.values():
             conn.pam = None
+        self._waiting.clear()
         return out
 
-
-_SECOND = dt.timedelta(seconds=1)
 
 
 def _with(events: list[Event], held: Event | None) -> list[Event]:

@@ -105,6 +105,15 @@ class WeblogParser(LineParser):
         self._times: dict[str, dt.datetime | None] = {}
         self.sensor = ctx.sensor
         self.source = ctx.source
+        names = set(self.pattern.groupindex)
+        self._split_request = "request" in names
+        self._parts = [k for k in ("request_method", "request_uri", "uri", "args",
+                                   "server_protocol") if k in names]
+        self._sent = next((k for k in ("body_bytes_sent", "bytes_sent") if k in names), None)
+        self._hosts = [k for k in ("host", "server_name", "http_host") if k in names]
+        self._texts = [(k, n) for k, n in (("http_referer", "referrer"),
+                                           ("http_user_agent", "user_agent")) if k in names]
+        self._ports = "server_port" in names or "remote_port" in names
 
     def parse(self, line: str) -> list[Event] | None:
         m = self.pattern.match(line)
@@ -116,48 +125,49 @@ class WeblogParser(LineParser):
             self.ctx.counters["weblog: bad time"] += 1
             return None
         attrs: dict[str, Any] = {}
-        request = g.get("request")
-        if request is not None:
+        if self._split_request:
+            request = g["request"]
             rm = _REQUEST.match(request)
             if rm is None:
                 attrs["request"] = clip(request, _TEXT)
             else:
-                attrs["method"] = clip(rm[1], 32)
-                target = rm[2]
+                method, target, protocol = rm.groups()
+                attrs["method"] = method if len(method) <= 32 else clip(method, 32)
                 path, sep, query = target.partition("?")
-                attrs["path"] = clip(path, _TEXT)
+                attrs["path"] = path if len(path) <= _TEXT else clip(path, _TEXT)
                 if sep:
                     attrs["query"] = clip(query, _TEXT)
-                attrs["protocol"] = rm[3]
-        else:
-            for key in ("request_method", "request_uri", "uri", "args", "server_protocol"):
-                if g.get(key):
-                    attrs[_RENAME.get(key, key)] = clip(g[key], _TEXT)
+                attrs["protocol"] = protocol
+        for part in self._parts:
+            if g[part]:
+                attrs[_RENAME.get(part, part)] = clip(g[part], _TEXT)
         status = g.get("status")
         if status:
             attrs["status"] = int(status)
-        sent = g.get("body_bytes_sent") or g.get("bytes_sent")
-        nbytes = int(sent) if sent and sent != "-" and len(sent) < 19 else None
-        if nbytes is not None:
-            attrs["bytes"] = nbytes
-        host = g.get("host") or g.get("server_name") or g.get("http_host")
-        if host and host != "-":
-            attrs["host"] = clip(host, 256)
-        for key, name in (("http_referer", "referrer"), ("http_user_agent", "user_agent")):
-            value = g.get(key)
+        nbytes = None
+        if self._sent is not None:
+            sent = g[self._sent]
+            if sent and sent != "-" and len(sent) < 19:
+                attrs["bytes"] = nbytes = int(sent)
+        for host_key in self._hosts:
+            host = g[host_key]
+            if host and host != "-":
+                attrs["host"] = clip(host, 256)
+                break
+        for text_key, name in self._texts:
+            value = g[text_key]
             if value and value != "-":
-                attrs[name] = clip(value, _TEXT)
+                attrs[name] = value if len(value) <= _TEXT else clip(value, _TEXT)
         user = g.get("remote_user")
-        port = g.get("server_port")
-        src_port = g.get("remote_port")
+        src_port = dst_port = None
+        if self._ports:
+            src_port = _port(g.get("remote_port"))
+            dst_port = _port(g.get("server_port"))
+        addr = g.get("remote_addr")
         return [Event(
             ts=ts, sensor=self.sensor, source=self.source, service="http", action="request",
-            proto="tcp", src_ip=(g.get("remote_addr") or "")[:64] or None,
-            src_port=int(src_port) if src_port and src_port.isdigit() and len(src_port) < 6
-            and int(src_port) < 65536 else None,
-            dst_port=int(port) if port and port.isdigit() and len(port) < 6
-            and int(port) < 65536 else None,
-            user=clip(user) if user and user != "-" else None,
+            proto="tcp", src_ip=addr[:64] if addr else None, src_port=src_port,
+            dst_port=dst_port, user=clip(user) if user and user != "-" else None,
             bytes_out=nbytes, attrs=attrs,
         )]
 
@@ -178,19 +188,39 @@ class WeblogParser(LineParser):
         return value
 
 
+def _port(text: str | None) -> int | None:
+    if text and text.isdigit() and len(text) < 6 and int(text) < 65536:
+        return int(text)
+    return None
+
+
 _RENAME = {"request_method": "method", "request_uri": "path", "uri": "path", "args": "query",
            "server_protocol": "protocol"}
+
+
+_ZONES: dict[str, dt.tzinfo] = {"+0000": dt.UTC}
+"""Time zones by their text in logs (a handful per server; a cache of immutable values)."""
 
 
 def _parse_time(text: str) -> dt.datetime | None:
     """``17/May/2015:08:05:32 +0000`` (nginx ``$time_local``) or ISO 8601, as UTC."""
     try:
-        if "/" in text:
+        if len(text) == 26 and text[2] == "/" and text[20] == " ":  # 17/May/2015:08:05:32 +0000
+            zone = _ZONES.get(text[21:])
+            if zone is None:
+                sign = -1 if text[21] == "-" else 1
+                zone = dt.timezone(dt.timedelta(hours=int(text[22:24]),
+                                                minutes=int(text[24:26])) * sign)
+                if len(_ZONES) < 64:
+                    _ZONES[text[21:]] = zone
+            value = dt.datetime(int(text[7:11]), _MONTHS[text[3:6]], int(text[0:2]),
+                                int(text[12:14]), int(text[15:17]), int(text[18:20]), tzinfo=zone)
+        elif "/" in text:
             day, month, rest = text.split("/", 2)
             year, hh, mm, rest = rest.split(":", 3)
-            ss, _, zone = rest.partition(" ")
-            sign = -1 if zone[:1] == "-" else 1
-            offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+            ss, _, zone_text = rest.partition(" ")
+            sign = -1 if zone_text[:1] == "-" else 1
+            offset = dt.timedelta(hours=int(zone_text[1:3]), minutes=int(zone_text[3:5])) * sign
             value = dt.datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss),
                                 tzinfo=dt.timezone(offset))
         else:

@@ -38,8 +38,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from portolan.event import Event
+from portolan.formats.base import Parser
 from portolan.sources.base import SOURCES, Emitter, SourceContext, SourceOptions, SourceSpec
-from portolan.sources.lines import LineFeeder, LineStats, fingerprint, first_line, open_binary
+from portolan.sources.lines import (
+    LINE_MAX,
+    LineFeeder,
+    LineStats,
+    decode_line,
+    fingerprint,
+    first_line,
+    open_binary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ log = logging.getLogger(__name__)
 KEEP_POSITIONS = 512
 #: Lines handed to the pipeline at a time.
 BATCH_LINES = 2000
+#: How much of a file before a saved position is shown to the parser again at start-up.
+WARM_UP_BYTES = 1 << 20
 
 
 class FileOptions(SourceOptions, kw_only=True, forbid_unknown_fields=True):
@@ -134,7 +145,10 @@ class FileSource:
         self.stats = LineStats()
         self.open: dict[str, _Open] = {}
         self.draining: list[_Open] = []
-        self.parsers: dict[str, Any] = {}
+        self.skipped: dict[str, int] = {}
+        """Unreadable files (path -> modification time when they failed)."""
+        self.parsers: dict[str, Parser] = {}
+        """One parser per followed path, kept across its rotations."""
         self.first_look = True
 
     # -- the loop ----------------------------------------------------------------------
@@ -153,8 +167,11 @@ class FileSource:
         while True:
             busy = False
             for path in self._paths():
-                while await self._step(path, out):
-                    busy = True
+                try:
+                    while await self._step(path, out):
+                        busy = True
+                except (OSError, EOFError) as exc:  # a corrupt .gz, an I/O error
+                    self._broken(path, exc)
             self.first_look = False
             for old in list(self.draining):
                 if await self._read(old, out, final=False):
@@ -165,8 +182,23 @@ class FileSource:
                     await self._read(old, out, final=True)
                     old.f.close()
                     self.draining.remove(old)
+                    if old.path not in self.open and not any(
+                            d.path == old.path for d in self.draining):
+                        self.parsers.pop(old.path, None)  # a glob's file that is gone
             if not busy:
                 await asyncio.sleep(self.options.poll_interval)
+
+    def _broken(self, path: str, exc: BaseException) -> None:
+        """A file that cannot be read: counted, logged once, left alone until it changes."""
+        self.ctx.counters[f"file: unreadable: {type(exc).__name__}"] += 1
+        current = self.open.pop(path, None)
+        if current is not None:
+            current.f.close()
+        try:
+            self.skipped[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            self.skipped.pop(path, None)
+        log.warning("%s: cannot be read (%s); skipped until it changes", path, exc)
 
     def _paths(self) -> list[str]:
         found: list[str] = []
@@ -189,6 +221,10 @@ class FileSource:
             ino = (st.st_dev, st.st_ino)
         except OSError:
             st, ino = None, None
+        if path in self.skipped:
+            if st is not None and st.st_mtime_ns == self.skipped[path]:
+                return False
+            del self.skipped[path]
         if current is None:
             if st is None:
                 return False
@@ -237,8 +273,32 @@ class FileSource:
         elif self.first_look and self.options.start_at == "end" and not compressed:
             current.offset = _last_line_end(f, size)
         self._start(current, fp)
+        if saved:
+            self._warm_up(current)
         self.open[path] = current
         return True
+
+    def _warm_up(self, current: _Open) -> None:
+        """Before going on at a saved position, let the parser see the lines just before
+        it again (their events are dropped: they are stored already), so that what spans
+        lines -- an SSH session opened before the restart and closed after it -- is still
+        tied together."""
+        assert current.feeder is not None
+        parser = current.feeder.parser
+        start = max(0, current.offset - WARM_UP_BYTES)
+        f = current.f
+        f.seek(start)
+        if start > 0:
+            start += len(f.readline())  # from the next whole line
+        while start < current.offset:
+            raw = f.readline()
+            if not raw:
+                break
+            start += len(raw)
+            try:
+                parser.parse(decode_line(raw[:LINE_MAX]))
+            except Exception:  # a parser failing on old input must not stop the new
+                log.debug("warm-up line failed to parse", exc_info=True)
 
     def _start(self, current: _Open, fp: str) -> None:
         current.fp = fp
@@ -328,13 +388,22 @@ def _make(options: FileOptions, ctx: SourceContext) -> FileSource:
     return FileSource(options, ctx)
 
 
-def _defaults(ctx: SourceContext) -> list[SourceOptions]:
-    """sshd's log, where this system keeps it and this user can read it."""
-    for candidate in ("/var/log/auth.log", "/var/log/secure"):
-        if os.access(candidate, os.R_OK):
+#: Where systems keep sshd's log (Debian/Ubuntu, then Red Hat/Fedora).
+SSHD_LOGS = ("/var/log/auth.log", "/var/log/secure")
+
+
+def sshd_log_defaults(candidates: tuple[str, ...] = SSHD_LOGS) -> list[SourceOptions]:
+    """sshd's log, where this system keeps it and this user can read it (the first of
+    ``candidates``), followed from its end; nothing when none is readable."""
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.R_OK):
             return [FileOptions(type="file", name=os.path.basename(candidate),
                                 paths=[candidate], format="sshd")]
     return []
+
+
+def _defaults(ctx: SourceContext) -> list[SourceOptions]:
+    return sshd_log_defaults()
 
 
 SOURCES.add("file", SourceSpec(

@@ -99,8 +99,14 @@ class LineFeeder:
         self.sensor = sensor
         self.file_key = file_key
         self.stats = stats
+        # make_id(sensor, file_key, offset, index), with the hash of the common prefix
+        # computed once: the same ids, at a fraction of the cost per line.
+        self._id_base = hashlib.blake2b(
+            f"{sensor}\x1f{file_key}\x1f".encode("utf-8", "surrogatepass"), digest_size=16)
 
-    def feed(self, offset: int, raw: bytes) -> list[Event]:
+    def feed(self, offset: int | str, raw: bytes) -> list[Event]:
+        """Events of one line; ``offset`` pins it down in its input (a byte offset, or a
+        journal cursor)."""
         stats = self.stats
         stats.lines += 1
         if len(raw) > LINE_MAX:
@@ -119,9 +125,12 @@ class LineFeeder:
             return events
         stats.matched += 1
         stats.events += len(events)
+        base = self._id_base
         for index, event in enumerate(events):
             if not event.id:
-                event.id = make_id(self.sensor, self.file_key, offset, index)
+                h = base.copy()
+                h.update(f"{offset}\x1f{index}".encode("utf-8", "surrogatepass"))
+                event.id = h.hexdigest()
         return events
 
     def finish(self) -> list[Event]:
