@@ -488,8 +488,8 @@ class GeoEnricher:
             found = self.geoip.lookup(ip)
             self.cache.put(ip, found)
         online = self.online
-        if online is not None and found[8] is not None:
-            return online.overlay(ip, found)
+        if online is not None and (found[8] is not None or found is NOTHING):
+            return online.overlay(ip, found)  # never special or invalid addresses
         return found
 
     def _miss(self, ip: str) -> Result:
