@@ -10,11 +10,12 @@ an AS. A country without coordinates gets its country's centre, marked
 are labelled in ``attrs["geo"]`` and never looked up (:mod:`portolan.enrich.special`);
 an address that does not parse is kept as written, labelled ``invalid`` and counted.
 
-:class:`GeoEnricher` is the pipeline step: a dictionary per batch and an LRU cache in
-front of :class:`GeoIP`, so a stream where few addresses make most events costs a
-dictionary lookup per event. It enriches the remote side of each event (``src_ip``, or
-``dst_ip`` for outbound events), records in ``geo_db`` which databases (and builds)
-answered, and leaves events that already carry a ``geo_db`` (enriched by a sensor) alone.
+:class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
+whose recently used entries answer with one dictionary lookup, so a stream where few
+addresses make most events costs little more than that per event. It enriches the
+remote side of each event (``src_ip``, or ``dst_ip`` for outbound events), records in
+``geo_db`` which databases (and builds) answered, and leaves events that already carry a
+``geo_db`` (enriched by a sensor) alone.
 Database files are checked for replacement every ``reload_seconds``, not per lookup.
 """
 
@@ -517,16 +518,16 @@ class GeoEnricher:
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
-            r = local_get(ip)
-            if r is None:
-                if online is None:
-                    r = young(ip)
-                    if r is None:
-                        r = miss(ip)
-                        young = self.cache.get_young  # a new generation may have started
-                else:
-                    r = lookup(ip)
-                local[ip] = r
+            if online is None:
+                # the cache's young generation is this batch's dictionary as well
+                r = young(ip)
+                if r is None:
+                    r = miss(ip)
+                    young = self.cache.get_young  # a new generation may have started
+            else:
+                r = local_get(ip)
+                if r is None:
+                    r = local[ip] = lookup(ip)
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:
