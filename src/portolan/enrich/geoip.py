@@ -171,6 +171,7 @@ class GeoIP:
         self._next_check = clock() + reload_seconds
         self._import_listing = self._listing()
         self._labels: dict[tuple[str, str], str] = {}
+        self._extras: dict[tuple[str | None, int | None], dict[str, Any]] = {}
 
     # -- building --------------------------------------------------------------------
 
@@ -302,10 +303,10 @@ class GeoIP:
             want_asn = asn is None and f.provides_asn
             if not (want_place or want_asn):
                 continue
-            hit = f.lookup(text)
-            if hit is None:
+            record, prefix = f._get(text)
+            if record is None:
                 continue
-            part, prefix = hit
+            part = f._extract(record)
             if want_place and part.has_place:
                 if place is None:
                     place, place_db = part, f.label
@@ -336,11 +337,7 @@ class GeoIP:
             if country_name is None and known is not None:
                 country_name = known.name
             if place.region or place.accuracy_km is not None:
-                extra = {}
-                if place.region:
-                    extra["geo_region"] = place.region
-                if place.accuracy_km is not None:
-                    extra["geo_accuracy_km"] = place.accuracy_km
+                extra = self._extra(place.region, place.accuracy_km)
             if lat is None and known is not None and known.lat is not None:
                 lat, lon = known.lat, known.lon
                 extra = {**(extra or {}), "geo": "centroid"}
@@ -355,6 +352,21 @@ class GeoIP:
                 f"{place_db}+{asn_db}" if place_db else asn_db)
             dbs = self._labels[key] = dbs[:256]
         return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
+
+    def _extra(self, region: str | None, accuracy: int | None) -> dict[str, Any]:
+        """The ``attrs`` to add for a region and accuracy: one shared dictionary per pair
+        (events copy it into their own ``attrs``; nobody changes it)."""
+        key = (region, accuracy)
+        found = self._extras.get(key)
+        if found is None:
+            found = {}
+            if region:
+                found["geo_region"] = region
+            if accuracy is not None:
+                found["geo_accuracy_km"] = accuracy
+            if len(self._extras) < 100_000:
+                self._extras[key] = found
+        return found
 
     # -- describing ------------------------------------------------------------------
 
