@@ -156,11 +156,13 @@ def test_imported_database_appears_without_restart(mmdb_dir: Path, tmp_path: Pat
     enricher.enrich([before])
     assert before.asn is None
     (tmp_path / "geoip").mkdir()
+    (tmp_path / "geoip" / ".import-half-copied.mmdb").write_bytes(b"\x00" * 100)
     shutil.copy(mmdb_dir / "GeoLite2-ASN-Test.mmdb", tmp_path / "geoip" / "asn.mmdb")
     clock.now += 6
     after = ev("1.128.0.1")
     enricher.enrich([after])
     assert after.asn == 1221
+    assert [d.name for d in geo.databases()] == ["asn"]  # the half-copied file is ignored
 
 
 def test_broken_configured_database_falls_back(mmdb_dir: Path, tmp_path: Path,

@@ -416,7 +416,9 @@ def _mmdbs_in(folder: Path | None) -> list[Path]:
     if folder is None:
         return []
     try:
-        return sorted(p for p in folder.glob("*.mmdb") if p.is_file())
+        # a name starting with "." is an import still being copied
+        return sorted(p for p in folder.glob("*.mmdb")
+                      if p.is_file() and not p.name.startswith("."))
     except OSError:
         return []
 
