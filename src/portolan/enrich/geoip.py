@@ -73,7 +73,8 @@ class GeoipSection(Section):
     """Where the built-in data packages are (a ``node_modules`` folder); empty: found
     automatically (``$PORTOLAN_GEOIP_DATA``, then the checkout's ``data-packages``)."""
     cache_size: int = 100_000
-    """Addresses whose answer is kept in memory (LRU)."""
+    """Addresses whose answer is kept in memory: at least this many most recently
+    used, at most twice as many."""
     reload_seconds: float = 60.0
     """How often database files are checked for replacement on disk."""
     max_age_days: int = 60
@@ -438,13 +439,13 @@ class LRU:
 
     Two generations of plain dictionaries: hits in the young one cost one dictionary
     lookup (the hot path of a skewed stream); a hit in the old one moves the entry to the
-    young one; when the young one is full, the old one is dropped and the young one
-    becomes old. Entries that stay in use therefore stay; the rest is forgotten within
-    two generations. Never more than ``size`` entries.
+    young one; when the young one holds ``size`` entries, the old one is dropped and the
+    young one becomes old. The ``size`` most recently used entries are always kept (and
+    at most twice as many); the rest is forgotten within two generations.
     """
 
     def __init__(self, size: int) -> None:
-        self.size = max(2, size)
+        self.size = max(1, size)
         self._young: dict[str, Result] = {}
         self._old: dict[str, Result] = {}
         self.get_young = self._young.get
@@ -466,7 +467,7 @@ class LRU:
 
     def put(self, key: str, value: Result) -> None:
         young = self._young
-        if len(young) >= self.size // 2:
+        if len(young) >= self.size:
             self._old = young
             self._young = young = {}
             self.get_young = young.get
