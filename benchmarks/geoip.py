@@ -150,13 +150,13 @@ def main() -> None:
     rng = random.Random(20261123)
     streams = {"uniform": uniform(args.n, rng), "skewed": skewed(args.n, rng)}
     for stream, addrs in streams.items():
-        rates = {}
-        for name, run in contenders.items():
-            times = []
-            for _ in range(args.runs):
+        # round robin, so that a change in the machine's load hits every contender alike
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.runs):
+            for name, run in contenders.items():
                 gc.collect()
-                times.append(run(addrs))
-            rates[name] = len(addrs) / statistics.median(times)
+                times[name].append(run(addrs))
+        rates = {name: len(addrs) / statistics.median(t) for name, t in times.items()}
         print(f"\n{stream}: {len(addrs):,} addresses, {len(set(addrs)):,} distinct, "
               f"median of {args.runs} runs")
         for name, rate in rates.items():
