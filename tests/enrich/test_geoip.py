@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from portolan.config import ConfigError, validate
 from portolan.enrich.builtin import load_countries
-from portolan.enrich.geoip import LRU, AgeCollector, GeoEnricher, GeoIP, GeoipSection
+from portolan.enrich.geoip import AgeCollector, GeoEnricher, GeoIP, GeoipSection
 from portolan.enrich.mmdb import MmdbFile
 from portolan.event import Event
 from portolan.metrics import build_registry
@@ -102,22 +102,6 @@ def test_cache_answers_repeats(mmdb_dir: Path, tmp_path: Path) -> None:
                      ev("81.2.69.163"), ev("81.2.69.142")])
     assert len(enricher.cache) <= 4  # bounded: at most twice the size
     assert geo.stats.lookups == 6  # 81.2.69.142 was forgotten, looked up again
-
-
-def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
-    cache = LRU(50)
-    answer = GeoIP([]).lookup("8.8.8.8")
-    for i in range(1000):
-        cache.put(f"10.0.{i // 256}.{i % 256}", answer)
-        assert cache.get("hot") is not None or i == 0
-        if i == 0:
-            cache.put("hot", answer)
-        assert len(cache) <= 100
-    assert all(cache.get(f"10.0.3.{i}") is not None for i in range(182, 232))  # last 50
-    assert cache.get("hot") is answer  # used all along: never forgotten
-    assert cache.get("10.0.0.0") is None  # not used since: forgotten
-    cache.clear()
-    assert len(cache) == 0
 
 
 def test_events_enriched_by_a_sensor_are_left_alone(mmdb_dir: Path, tmp_path: Path) -> None:

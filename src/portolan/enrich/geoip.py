@@ -42,6 +42,7 @@ from portolan.enrich.builtin import (
     load_countries,
     package,
 )
+from portolan.enrich.cache import LRU
 from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
 from portolan.enrich.special import classify, classify_v4
 from portolan.event import Event
@@ -434,54 +435,6 @@ def _open_all(paths: list[tuple[Path, str]], errors: list[str]) -> list[MmdbFile
     return out
 
 
-class LRU:
-    """A bounded cache that forgets what was not used for the longest time.
-
-    Two generations of plain dictionaries: hits in the young one cost one dictionary
-    lookup (the hot path of a skewed stream); a hit in the old one moves the entry to the
-    young one; when the young one holds ``size`` entries, the old one is dropped and the
-    young one becomes old. The ``size`` most recently used entries are always kept (and
-    at most twice as many); the rest is forgotten within two generations.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = max(1, size)
-        self._young: dict[str, Result] = {}
-        self._old: dict[str, Result] = {}
-        self.get_young = self._young.get
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> Result | None:
-        found = self._young.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        found = self._old.pop(key, None)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.put(key, found)
-        return found
-
-    def put(self, key: str, value: Result) -> None:
-        young = self._young
-        if len(young) >= self.size:
-            self._old = young
-            self._young = young = {}
-            self.get_young = young.get
-        young[key] = value
-
-    def clear(self) -> None:
-        self._young = {}
-        self._old = {}
-        self.get_young = self._young.get
-
-    def __len__(self) -> int:
-        return len(self._young) + len(self._old)
-
-
 class GeoEnricher:
     """The pipeline step; see the module docstring."""
 
@@ -491,7 +444,7 @@ class GeoEnricher:
                  online: OnlineProvider | None = None,
                  counters: dict[str, int] | None = None) -> None:
         self.geoip = geoip
-        self.cache = LRU(cache_size)
+        self.cache: LRU[Result] = LRU(cache_size)
         self.online = online
         self.counters = counters if counters is not None else {}
         self.counters.setdefault("geoip_invalid", 0)
@@ -510,7 +463,7 @@ class GeoEnricher:
 
     def _miss(self, ip: str) -> Result:
         cache = self.cache
-        found = cache._old.pop(ip, None)
+        found = cache.take_old(ip)
         if found is None:
             found = self.geoip.lookup(ip)
         cache.put(ip, found)
