@@ -154,8 +154,11 @@ def test_requests_are_rate_limited(api: tuple[FakeApi, str]) -> None:
         until(lambda: all(provider.known(ip) for ip in ips))
         times = [t for t, _ in state.requests]
         assert len(times) == 3
+        # 0.2 s apart as sent; the server's clock sees them with some scheduling jitter,
+        # so the check leaves room for it (unlimited, the three would take milliseconds)
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert min(gaps) >= 0.18
+        assert min(gaps) >= 0.1
+        assert times[-1] - times[0] >= 0.3
     finally:
         provider.close()
 
