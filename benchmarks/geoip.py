@@ -23,6 +23,7 @@ with every database loaded.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import gc
 import random
@@ -90,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only load the databases and report memory")
     parser.add_argument("--maxmind-city", type=Path, help="a MaxMind-layout City .mmdb "
                         "for the geoip2 contender (default: none, geoip2 is skipped)")
     args = parser.parse_args()
@@ -100,17 +103,24 @@ def main() -> None:
 
     gc.collect()
     rss0 = rss_mb()
-    tracemalloc.start()
     t = time.perf_counter()
     geo = GeoIP.from_settings(GeoipSection(), Path("/nonexistent-portolan-bench"))
     load_s = time.perf_counter() - t
-    heap = tracemalloc.get_traced_memory()[0] / 1e6
-    tracemalloc.stop()
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # give back what parsing the CSV freed
     rss1 = rss_mb()
-    print(f"enricher loaded in {load_s:.2f} s: Python heap {heap:.0f} MB, "
-          f"RSS +{rss1 - rss0:.0f} MB (the .mmdb files are memory-mapped: "
-          f"{sum(f.path.stat().st_size for f in geo.files) / 1e6:.0f} MB on disk, "
-          "paged in as they are read)")
+    mapped = sum(f.path.stat().st_size for f in geo.files) / 1e6
+    print(f"enricher loaded in {load_s:.2f} s; resident memory +{rss1 - rss0:.0f} MB "
+          f"(Python objects and the pages of the {mapped:.0f} MB of memory-mapped .mmdb "
+          "files read so far)")
+    if args.memory_only:
+        tracemalloc.start()
+        again = GeoIP.from_settings(GeoipSection(), Path("/nonexistent-portolan-bench"))
+        gc.collect()
+        print(f"Python heap of one more enricher: {tracemalloc.get_traced_memory()[0] / 1e6:.0f}"
+              " MB")
+        again.close()
+        return
     for info in geo.databases():
         print(f"  {info.name}: {info.role}, {info.records} records")
 
@@ -140,13 +150,13 @@ def main() -> None:
     rng = random.Random(20261123)
     streams = {"uniform": uniform(args.n, rng), "skewed": skewed(args.n, rng)}
     for stream, addrs in streams.items():
-        rates = {}
-        for name, run in contenders.items():
-            times = []
-            for _ in range(args.runs):
+        # round robin, so that a change in the machine's load hits every contender alike
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.runs):
+            for name, run in contenders.items():
                 gc.collect()
-                times.append(run(addrs))
-            rates[name] = len(addrs) / statistics.median(times)
+                times[name].append(run(addrs))
+        rates = {name: len(addrs) / statistics.median(t) for name, t in times.items()}
         print(f"\n{stream}: {len(addrs):,} addresses, {len(set(addrs)):,} distinct, "
               f"median of {args.runs} runs")
         for name, rate in rates.items():

@@ -110,3 +110,26 @@ def test_reenrich_updates_stored_events(cli: CliRunner, mmdb_dir: Path,
     store.close()
     missing = cli.invoke(main, ["-c", str(cfg), "geoip", "reenrich", "--db", url])
     assert missing.exit_code == 2  # --since is required
+
+
+def test_ingest_enriches_through_the_pipeline(cli: CliRunner, mmdb_dir: Path,
+                                              tmp_path: Path) -> None:
+    ts = "2026-11-20T10:00:00Z"
+    lines = [
+        {"id": f"e{i}", "ts": ts, "service": "ssh", "action": "auth_failure", "src_ip": ip}
+        for i, ip in enumerate(["81.2.69.142", "1.128.0.9", "10.9.9.9", "what?"])
+    ]
+    log = tmp_path / "events.jsonl"
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    cfg = config(tmp_path, mmdb_dir / "GeoIP2-City-Test.mmdb", mmdb_dir / "GeoLite2-ASN-Test.mmdb")
+    result = cli.invoke(main, ["-c", str(cfg), "ingest", str(log), "--format", "jsonl",
+                               "--db", url, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    store = Store(url)
+    found = {e.src_ip: e for e in store.events(EventFilter(), limit=10)}
+    store.close()
+    assert (found["81.2.69.142"].city, found["81.2.69.142"].country) == ("London", "GB")
+    assert found["1.128.0.9"].asn == 1221
+    assert found["10.9.9.9"].attrs == {"geo": "private"}
+    assert found["what?"].attrs == {"geo": "invalid"}

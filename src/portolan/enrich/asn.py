@@ -84,7 +84,7 @@ class AsnTable:
         for row in rows:
             try:
                 start, end, asn = int(row[0]), int(row[1]), int(row[2])
-                org = row[3] if len(row) > 3 else ""
+                org = row[3][:256] if len(row) > 3 else ""  # the store keeps 256
             except (ValueError, IndexError):
                 self.skipped += 1
                 continue

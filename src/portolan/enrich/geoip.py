@@ -10,11 +10,12 @@ an AS. A country without coordinates gets its country's centre, marked
 are labelled in ``attrs["geo"]`` and never looked up (:mod:`portolan.enrich.special`);
 an address that does not parse is kept as written, labelled ``invalid`` and counted.
 
-:class:`GeoEnricher` is the pipeline step: a dictionary per batch and an LRU cache in
-front of :class:`GeoIP`, so a stream where few addresses make most events costs a
-dictionary lookup per event. It enriches the remote side of each event (``src_ip``, or
-``dst_ip`` for outbound events), records in ``geo_db`` which databases (and builds)
-answered, and leaves events that already carry a ``geo_db`` (enriched by a sensor) alone.
+:class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
+whose recently used entries answer with one dictionary lookup, so a stream where few
+addresses make most events costs little more than that per event. It enriches the
+remote side of each event (``src_ip``, or ``dst_ip`` for outbound events), records in
+``geo_db`` which databases (and builds) answered, and leaves events that already carry a
+``geo_db`` (enriched by a sensor) alone.
 Database files are checked for replacement every ``reload_seconds``, not per lookup.
 """
 
@@ -41,6 +42,7 @@ from portolan.enrich.builtin import (
     load_countries,
     package,
 )
+from portolan.enrich.cache import LRU
 from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
 from portolan.enrich.special import classify, classify_v4
 from portolan.event import Event
@@ -72,7 +74,8 @@ class GeoipSection(Section):
     """Where the built-in data packages are (a ``node_modules`` folder); empty: found
     automatically (``$PORTOLAN_GEOIP_DATA``, then the checkout's ``data-packages``)."""
     cache_size: int = 100_000
-    """Addresses whose answer is kept in memory (LRU)."""
+    """Addresses whose answer is kept in memory: at least this many most recently
+    used, at most twice as many."""
     reload_seconds: float = 60.0
     """How often database files are checked for replacement on disk."""
     max_age_days: int = 60
@@ -170,6 +173,7 @@ class GeoIP:
         self._next_check = clock() + reload_seconds
         self._import_listing = self._listing()
         self._labels: dict[tuple[str, str], str] = {}
+        self._extras: dict[tuple[str | None, int | None], dict[str, Any]] = {}
 
     # -- building --------------------------------------------------------------------
 
@@ -301,10 +305,10 @@ class GeoIP:
             want_asn = asn is None and f.provides_asn
             if not (want_place or want_asn):
                 continue
-            hit = f.lookup(text)
-            if hit is None:
+            record, prefix = f._get(text)
+            if record is None:
                 continue
-            part, prefix = hit
+            part = f._extract(record)
             if want_place and part.has_place:
                 if place is None:
                     place, place_db = part, f.label
@@ -335,11 +339,7 @@ class GeoIP:
             if country_name is None and known is not None:
                 country_name = known.name
             if place.region or place.accuracy_km is not None:
-                extra = {}
-                if place.region:
-                    extra["geo_region"] = place.region
-                if place.accuracy_km is not None:
-                    extra["geo_accuracy_km"] = place.accuracy_km
+                extra = self._extra(place.region, place.accuracy_km)
             if lat is None and known is not None and known.lat is not None:
                 lat, lon = known.lat, known.lon
                 extra = {**(extra or {}), "geo": "centroid"}
@@ -354,6 +354,21 @@ class GeoIP:
                 f"{place_db}+{asn_db}" if place_db else asn_db)
             dbs = self._labels[key] = dbs[:256]
         return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
+
+    def _extra(self, region: str | None, accuracy: int | None) -> dict[str, Any]:
+        """The ``attrs`` to add for a region and accuracy: one shared dictionary per pair
+        (events copy it into their own ``attrs``; nobody changes it)."""
+        key = (region, accuracy)
+        found = self._extras.get(key)
+        if found is None:
+            found = {}
+            if region:
+                found["geo_region"] = region
+            if accuracy is not None:
+                found["geo_accuracy_km"] = accuracy
+            if len(self._extras) < 100_000:
+                self._extras[key] = found
+        return found
 
     # -- describing ------------------------------------------------------------------
 
@@ -403,7 +418,9 @@ def _mmdbs_in(folder: Path | None) -> list[Path]:
     if folder is None:
         return []
     try:
-        return sorted(p for p in folder.glob("*.mmdb") if p.is_file())
+        # a name starting with "." is an import still being copied
+        return sorted(p for p in folder.glob("*.mmdb")
+                      if p.is_file() and not p.name.startswith("."))
     except OSError:
         return []
 
@@ -418,54 +435,6 @@ def _open_all(paths: list[tuple[Path, str]], errors: list[str]) -> list[MmdbFile
     return out
 
 
-class LRU:
-    """A bounded cache that forgets what was not used for the longest time.
-
-    Two generations of plain dictionaries: hits in the young one cost one dictionary
-    lookup (the hot path of a skewed stream); a hit in the old one moves the entry to the
-    young one; when the young one is full, the old one is dropped and the young one
-    becomes old. Entries that stay in use therefore stay; the rest is forgotten within
-    two generations. Never more than ``size`` entries.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = max(2, size)
-        self._young: dict[str, Result] = {}
-        self._old: dict[str, Result] = {}
-        self.get_young = self._young.get
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> Result | None:
-        found = self._young.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        found = self._old.pop(key, None)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.put(key, found)
-        return found
-
-    def put(self, key: str, value: Result) -> None:
-        young = self._young
-        if len(young) >= self.size // 2:
-            self._old = young
-            self._young = young = {}
-            self.get_young = young.get
-        young[key] = value
-
-    def clear(self) -> None:
-        self._young = {}
-        self._old = {}
-        self.get_young = self._young.get
-
-    def __len__(self) -> int:
-        return len(self._young) + len(self._old)
-
-
 class GeoEnricher:
     """The pipeline step; see the module docstring."""
 
@@ -475,7 +444,7 @@ class GeoEnricher:
                  online: OnlineProvider | None = None,
                  counters: dict[str, int] | None = None) -> None:
         self.geoip = geoip
-        self.cache = LRU(cache_size)
+        self.cache: LRU[Result] = LRU(cache_size)
         self.online = online
         self.counters = counters if counters is not None else {}
         self.counters.setdefault("geoip_invalid", 0)
@@ -488,13 +457,13 @@ class GeoEnricher:
             found = self.geoip.lookup(ip)
             self.cache.put(ip, found)
         online = self.online
-        if online is not None and found[8] is not None:
-            return online.overlay(ip, found)
+        if online is not None and (found[8] is not None or found is NOTHING):
+            return online.overlay(ip, found)  # never special or invalid addresses
         return found
 
     def _miss(self, ip: str) -> Result:
         cache = self.cache
-        found = cache._old.pop(ip, None)
+        found = cache.take_old(ip)
         if found is None:
             found = self.geoip.lookup(ip)
         cache.put(ip, found)
@@ -517,16 +486,16 @@ class GeoEnricher:
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
-            r = local_get(ip)
-            if r is None:
-                if online is None:
-                    r = young(ip)
-                    if r is None:
-                        r = miss(ip)
-                        young = self.cache.get_young  # a new generation may have started
-                else:
-                    r = lookup(ip)
-                local[ip] = r
+            if online is None:
+                # the cache's young generation is this batch's dictionary as well
+                r = young(ip)
+                if r is None:
+                    r = miss(ip)
+                    young = self.cache.get_young  # a new generation may have started
+            else:
+                r = local_get(ip)
+                if r is None:
+                    r = local[ip] = lookup(ip)
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:

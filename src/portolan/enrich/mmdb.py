@@ -115,14 +115,14 @@ def extract(record: Any) -> Partial:
         lat = lon = None
     return Partial(
         country=iso,
-        country_name=name if isinstance(name, str) and name else None,
-        city=city,
-        region=region,
+        country_name=name[:256] if isinstance(name, str) and name else None,
+        city=city[:256] if city else None,
+        region=region[:256] if region else None,
         lat=lat if lon is not None else None,
         lon=lon if lat is not None else None,
         accuracy_km=accuracy,
         asn=asn,
-        as_org=org if isinstance(org, str) and org else None,
+        as_org=org[:256] if isinstance(org, str) and org else None,
     )
 
 
@@ -141,8 +141,8 @@ def extract_flat(record: Any) -> Partial:
         code = None
     city = record.get("city")
     region = record.get("state1")
-    return Partial(code, None, city if type(city) is str and city else None,
-                   region if type(region) is str and region else None, lat, lon)
+    return Partial(code, None, city[:256] if type(city) is str and city else None,
+                   region[:256] if type(region) is str and region else None, lat, lon)
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:

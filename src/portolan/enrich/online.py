@@ -126,7 +126,8 @@ class OnlineProvider:
         else:
             extra.pop("geo_region", None)
         return (hit.country, hit.country_name, hit.city, hit.lat, hit.lon, offline[5],
-                offline[6], offline[7], f"{offline[8]}+{hit.label}"[:256], extra or None)
+                offline[6], offline[7],
+                f"{offline[8]}+{hit.label}"[:256] if offline[8] else hit.label, extra or None)
 
     def _submit(self, ip: str) -> None:
         if ip in self._pending:

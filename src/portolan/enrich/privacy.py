@@ -22,7 +22,7 @@ from typing import Literal
 
 import msgspec
 
-from portolan.config import SECTIONS, Section
+from portolan.config import SECTIONS, ConfigError, Section
 from portolan.event import Event
 
 Mode = Literal["full", "truncate", "hash"]
@@ -43,16 +43,39 @@ SECTIONS.add("privacy", PrivacySection)
 
 
 def load_secret(path: Path) -> bytes:
-    """The secret in ``path``, created (32 random bytes, mode 0600) if it does not exist."""
+    """The secret in ``path``, created (32 random bytes, mode 0600) if it does not exist.
+    Raises :class:`ConfigError` naming the file when it cannot be read or is not a secret."""
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_secret(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return _read_secret(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the privacy secret: {exc.strerror}") from None
     with os.fdopen(fd, "w") as f:
         f.write(secret.hex() + "\n")
+    return secret
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the privacy secret: {exc}") from None
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ConfigError(f"{path}: not a privacy secret (64 hex digits expected); remove it "
+                          "to make a new one (hashed addresses will change)")
     return secret
 
 
@@ -82,6 +105,8 @@ class Privacy:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return self.hash_ip(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 address: keep its /24
         prefix = 24 if addr.version == 4 else 48
         return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 

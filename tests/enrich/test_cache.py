@@ -1,0 +1,33 @@
+"""The two-generation LRU cache."""
+
+from __future__ import annotations
+
+from portolan.enrich.cache import LRU
+
+
+def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
+    cache: LRU[str] = LRU(50)
+    answer = "an answer"
+    for i in range(1000):
+        cache.put(f"10.0.{i // 256}.{i % 256}", answer)
+        assert cache.get("hot") is not None or i == 0
+        if i == 0:
+            cache.put("hot", answer)
+        assert len(cache) <= 100
+    assert all(cache.get(f"10.0.3.{i}") is not None for i in range(182, 232))  # last 50
+    assert cache.get("hot") is answer  # used all along: never forgotten
+    assert cache.get("10.0.0.0") is None  # not used since: forgotten
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_an_old_hit_moves_to_the_young_generation() -> None:
+    cache: LRU[int] = LRU(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.put("c", 3)  # the young generation was full: a and b are old now
+    assert cache.get_young("a") is None
+    assert cache.get("a") == 1  # found in the old one, and moved
+    assert cache.get_young("a") == 1
+    assert cache.take_old("b") == 2
+    assert cache.take_old("b") is None
