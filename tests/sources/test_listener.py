@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 

@@ -101,8 +101,8 @@ def test_token_bucket() -> None:
     start = bucket.stamp
     assert sum(bucket.take(start) for _ in range(30)) == 10  # the burst
     assert not bucket.take(start + 0.05)
-    assert bucket.take(start + 0.2)  # refilled two
-    assert bucket.take(start + 0.2)
-    assert not bucket.take(start + 0.2)
+    assert bucket.take(start + 0.25)  # refilled two (and a half)
+    assert bucket.take(start + 0.25)
+    assert not bucket.take(start + 0.25)
     unlimited = TokenBucket(0)
     assert all(unlimited.take(start) for _ in range(1000))
