@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import pwd
@@ -211,6 +212,53 @@ def test_http_request_with_reply(loop: str, tmp_path: Path) -> None:
             reply = ListenerOptions(type="listener", http_server="Apache").http_reply()
             assert disconnect[0].bytes_out == len(reply)
             assert reply.endswith(body)
+
+    run(loop, go())
+
+
+@both_loops
+def test_ssh_banner_reply_gives_the_client_hassh(loop: str, tmp_path: Path) -> None:
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        pytest.skip("the OpenSSH client (ssh) is not installed")
+
+    async def go() -> None:
+        async with listening(tmp_path, reply_ssh=[0], idle_timeout=1,
+                             ssh_banner="SSH-2.0-OpenSSH_8.4p1 Debian-5") as (_, events, port):
+            client = await asyncio.create_subprocess_exec(
+                ssh, "-v", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-p", str(port), "root@127.0.0.1", stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE)
+            payload = (await events.until(lambda: events.of("payload")))[0]
+            _, err = await asyncio.wait_for(client.communicate(), 30)
+            attrs = payload.attrs
+            assert payload.service == "ssh"
+            assert attrs["ssh_software"].startswith("OpenSSH_")
+            algorithms = attrs["hassh_algorithms"].split(";")
+            assert len(algorithms) == 4 and "curve25519-sha256" in algorithms[0].split(",")
+            assert attrs["hassh"] == hashlib.md5(attrs["hassh_algorithms"].encode(),
+                                                 usedforsecurity=False).hexdigest()
+            # the client saw the banner the listener sent
+            assert b"remote software version OpenSSH_8.4p1" in err
+            disconnect = await events.session(payload.src_port or 0)
+            assert disconnect.bytes_out == len(b"SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n")
+
+    run(loop, go())
+
+
+@both_loops
+def test_ssh_without_reply_reports_the_banner_alone(loop: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with listening(tmp_path) as (_, events, port):
+            reader, writer, mine = await events.connect(port)
+            writer.write(b"SSH-2.0-libssh_0.9.6\r\n")
+            await writer.drain()
+            payload = await events.session(mine, "payload")
+            assert payload.attrs["ssh_software"] == "libssh_0.9.6"
+            assert "hassh" not in payload.attrs
+            writer.close()
+            assert await reader.read() == b""  # nothing was sent back
 
     run(loop, go())
 
