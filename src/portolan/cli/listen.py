@@ -121,17 +121,17 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
         text, _, where = str(exc).partition(" - at `$.")
         key = where.rstrip("`")
         raise ConfigError(f"listener options: {key + ': ' if key else ''}{text}") from None
+    sinks: list[Sink]
+    if as_json:
+        sinks = [ShapedJsonLinesSink(shape or "portolan")]
+    else:
+        sinks = rt.sinks()  # opens (and migrates) the store before anything is accepted
     source = ListenerSource(options, rt.source_context())
     for kind, host, port in source.addresses():
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         click.echo(f"portolan: listening on {kind} {where}", err=True)
-    sinks: list[Sink] | None
-    if as_json:
-        sinks = [ShapedJsonLinesSink(shape or "portolan")]
-    else:
-        sinks = rt.sinks()
-        if rt._store is not None:
-            click.echo(f"portolan: store: {rt._store.where}", err=True)
+    if rt._store is not None:
+        click.echo(f"portolan: store: {rt._store.where}", err=True)
 
     async def go(stop: asyncio.Event) -> PipelineStats:
         return await rt.pipeline([source], sinks).run(stop)
