@@ -121,11 +121,8 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
         text, _, where = str(exc).partition(" - at `$.")
         key = where.rstrip("`")
         raise ConfigError(f"listener options: {key + ': ' if key else ''}{text}") from None
-    sinks: list[Sink]
-    if as_json:
-        sinks = [ShapedJsonLinesSink(shape or "portolan")]
-    else:
-        sinks = rt.sinks()  # opens (and migrates) the store before anything is accepted
+    # the store is opened (and migrated) before anything is accepted
+    sinks: list[Sink] = [ShapedJsonLinesSink(shape or "portolan")] if as_json else rt.sinks()
     source = ListenerSource(options, rt.source_context())
     for kind, host, port in source.addresses():
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
