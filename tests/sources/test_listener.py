@@ -203,11 +203,12 @@ def test_http_request_with_reply(loop: str, tmp_path: Path) -> None:
             [payload] = events.of("payload")
             attrs = payload.attrs
             assert payload.service == "http"
-            assert attrs["http_method"] == "GET"
-            assert attrs["http_path"] == "/wp-login.php"
-            assert attrs["http_target"] == "/wp-login.php?x=1"
-            assert attrs["http_host"] == f"127.0.0.1:{port}"
-            assert attrs["http_user_agent"] == "Scanner/1.0 \x1b[31m"
+            assert attrs["method"] == "GET"
+            assert attrs["path"] == "/wp-login.php"
+            assert attrs["uri"] == "/wp-login.php?x=1"
+            assert attrs["host"] == f"127.0.0.1:{port}"
+            assert attrs["user_agent"] == "Scanner/1.0 \x1b[31m"
+            assert attrs["http_version"] == "HTTP/1.1"
             assert disconnect[0].attrs["reason"] == "replied"
             reply = ListenerOptions(type="listener", http_server="Apache").http_reply()
             assert disconnect[0].bytes_out == len(reply)

@@ -9,7 +9,6 @@ import pytest
 from portolan.sources.listener_recognise import (
     TEXT_FORM_MAX,
     describe,
-    http_request,
     payload_complete,
 )
 
@@ -42,8 +41,8 @@ def test_http_is_whole_at_the_end_of_its_head() -> None:
     assert payload_complete(b"GET / HTTP/1.0\n\n")
     service, attrs = describe(head + b"\r\nbody")
     assert service == "http"
-    assert attrs["http_method"] == "POST" and attrs["http_host"] == "h"
-    assert attrs["http_user_agent"] == "Mozi"
+    assert attrs["method"] == "POST" and attrs["host"] == "h"
+    assert attrs["user_agent"] == "Mozi" and attrs["path"] == "/cgi-bin/x"
 
 
 def test_ssh_banner_and_kexinit_when_replying() -> None:
@@ -75,13 +74,7 @@ def test_text_form_is_bounded_and_lossy() -> None:
     assert attrs["payload_text"][0] == "\ufffd"
 
 
-def test_http_request_edge_cases() -> None:
-    assert http_request(b"HELLO world\r\n") is None
-    assert http_request(b"GET /only-a-line HTTP/1.1\r\n") == {
-        "http_method": "GET", "http_path": "/only-a-line", "http_target": "/only-a-line",
-        "http_version": "1.1"}
-    # a header injected after the head is not read as one
-    req = http_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nHost: b\r\nUser-Agent: x\r\n")
-    assert req is not None and req["http_host"] == "a" and "http_user_agent" not in req
-    long = http_request(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")
-    assert long is not None and len(long["http_path"]) == 1024
+def test_unknown_method_is_not_http() -> None:
+    assert not payload_complete(b"HELLO / HTTP/1.1\r\n\r\n")
+    service, attrs = describe(b"HELLO / HTTP/1.1\r\n\r\n")
+    assert service == "" and attrs["protocol"] == "unknown"
