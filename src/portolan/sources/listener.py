@@ -51,7 +51,7 @@ SWEEP_EVERY: Final = 0.25
 REPORT_EVERY: Final = 60.0
 
 DEFAULT_SSH_BANNER: Final = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
-DEFAULT_HTTP_BODY: Final = "<html><body><h1>It works!</h1></body></html>\n"
+DEFAULT_HTTP_BODY: Final = "<html><body><h1>It works!</h1></body></html>"
 
 PortList = list[int | str]
 #: Where a listener listens unless told: every IPv4 and every IPv6 address. A listener is
