@@ -203,7 +203,8 @@ class ListenerSource:
 
     def __init__(self, options: ListenerOptions, ctx: SourceContext) -> None:
         self.options = options
-        self.name = options.name or "listener"
+        self.label = options.name or "listener"
+        self.name = self.label
         self.ctx = ctx
         self.hub = Hub(ctx.sensor, ctx.now, options.limits(), ctx.counters)
         self.sockets: list[tuple[socket.socket, Port, int]] = []
@@ -236,6 +237,16 @@ class ListenerSource:
             raise
         if not self.sockets:
             raise ConfigError(f"listener {self.name}: could not open any port")
+        self.name = f"{self.label} ({self.summary()})"
+
+    def summary(self) -> str:
+        """What is listened on, briefly: ``tcp 127.0.0.1:2222,2323; udp [::]:53``."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for kind, host, port in self.addresses():
+            where = f"[{host}]" if ":" in host else host
+            groups.setdefault((kind, where), []).append(str(port))
+        return "; ".join(f"{kind} {where}:{','.join(ports)}"
+                         for (kind, where), ports in groups.items())
 
     def _open(self, proto: int, host: str, number: int, ssh_reply: bytes | None,
               http_reply: bytes | None) -> None:
@@ -251,7 +262,7 @@ class ListenerSource:
             raise ConfigError(message) from None
         actual = sock.getsockname()[1]
         suffix = "" if kind == "tcp" else "/udp"
-        port = Port(self.hub, f"{self.name}:{actual}{suffix}", host, actual,
+        port = Port(self.hub, f"{self.label}:{actual}{suffix}", host, actual,
                     reply_ssh=ssh_reply, reply_http=http_reply)
         self.sockets.append((sock, port, proto))
 
