@@ -268,33 +268,44 @@ def idle_run(kind: str, total: int, workdir: Path) -> tuple[float, bool]:
                                   stdout=subprocess.PIPE, text=True, preexec_fn=_more_files)
         assert server.stdout is not None
         server.stdout.readline()
-    time.sleep(0.5)
-    base = _rss_kib(server.pid)
-    hold = _load("hold", port, total, 200)
-    assert hold.stdout is not None and hold.stdin is not None
-    line = hold.stdout.readline().split()
-    held = int(line[1])
-    time.sleep(1.0)
-    grown = _rss_kib(server.pid) - base
-    logged = True
-    if kind == "portolan":
-        mark = out.stat().st_size
-        probe = socket.create_connection(("127.0.0.1", port), timeout=5)
-        probe.sendall(b"still-logged-probe\n")
-        probe.close()
-        deadline = time.monotonic() + 10
-        logged = False
-        while time.monotonic() < deadline and not logged:
-            with out.open("rb") as f:
-                f.seek(mark)
-                logged = b"still-logged-probe" in f.read() or False
+    hold: subprocess.Popen[str] | None = None
+    try:
+        time.sleep(0.5)
+        base = _rss_kib(server.pid)
+        hold = _load("hold", port, total, 200)
+        assert hold.stdout is not None and hold.stdin is not None
+        line = hold.stdout.readline().split()
+        if len(line) < 2:
+            raise SystemExit(f"the load generator could not hold {total} connections")
+        held = int(line[1])
+        if kind == "portolan":
+            _stable(out, 1.0)  # every connect event written
+        else:
+            time.sleep(1.0)
+        grown = _rss_kib(server.pid) - base
+        logged = True
+        if kind == "portolan":
+            mark = out.stat().st_size
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                probe.sendall(b"still-logged-probe\n")
+            deadline = time.monotonic() + 10
+            logged = False
+            while time.monotonic() < deadline and not logged:
+                with out.open("rb") as f:
+                    f.seek(mark)
+                    logged = b"still-logged-probe" in f.read()
                 if not logged:
                     time.sleep(0.05)
-    hold.stdin.write("\n")
-    hold.stdin.flush()
-    hold.wait(timeout=120)
-    server.send_signal(signal.SIGINT if kind == "portolan" else signal.SIGTERM)
-    server.communicate(timeout=120)
+        hold.stdin.write("\n")
+        hold.stdin.flush()
+        hold.wait(timeout=120)
+        server.send_signal(signal.SIGINT if kind == "portolan" else signal.SIGTERM)
+        server.communicate(timeout=120)
+    finally:
+        for proc in (hold, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if out.exists():
         out.unlink()
     if held != total:
@@ -341,10 +352,16 @@ def main() -> None:
         print(f"portolan / bare uvloop: {med['portolan'] / med['uvloop']:.2f} of the rate, "
               f"{cpu_med['uvloop'] / cpu_med['portolan']:.2f} of the connections per CPU "
               "second")
-        if args.idle:
-            print(f"{args.idle} idle connections held at once; server memory per connection")
+        idle = args.idle
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if idle > hard - 500:
+            idle = hard - 500
+            print(f"(open files are limited to {hard} per process here: {idle} idle "
+                  f"connections instead of {args.idle})")
+        if idle > 0:
+            print(f"{idle} idle connections held at once; server memory per connection")
             for kind in ("asyncio", "uvloop", "portolan"):
-                per, logged = idle_run(kind, args.idle, workdir)
+                per, logged = idle_run(kind, idle, workdir)
                 extra = ("; a new connection was logged meanwhile" if logged
                          else "; a new connection was NOT logged") if kind == "portolan" else ""
                 print(f"  {kind:9}: {per:5.2f} KiB{extra}")
