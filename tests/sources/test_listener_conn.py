@@ -3,6 +3,8 @@ namespace the test creates), the accept-rate bucket."""
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import json
 import os
 import shutil
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from portolan.sources.listener_conn import TokenBucket
+from portolan.event import make_id
+from portolan.sources.listener_conn import Hub, Limits, Port, TokenBucket, session_id
 
 PORTOLAN = [sys.executable, "-m", "portolan"]
 
@@ -106,3 +109,13 @@ def test_token_bucket() -> None:
     assert not bucket.take(start + 0.25)
     unlimited = TokenBucket(0)
     assert all(unlimited.take(start) for _ in range(1000))
+
+
+def test_session_id_is_make_id_of_its_parts() -> None:
+    hub = Hub("edge-1", lambda: dt.datetime.now(dt.UTC), Limits(), collections.Counter())
+    port = Port(hub, "listener:2222", "0.0.0.0", 2222)
+    ns = 1_795_416_236_123_456_789
+    assert session_id(port, "203.0.113.9", 40132, ns, 7) == make_id(
+        "edge-1", "listener:2222", "203.0.113.9", 40132, ns, 7)
+    assert session_id(port, "203.0.113.9", 40132, ns, 8) != session_id(
+        port, "203.0.113.9", 40132, ns, 7)
