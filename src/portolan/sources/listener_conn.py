@@ -97,7 +97,9 @@ class Hub:
         self.limits = limits
         self.counters = counters
         self.open: dict[int, TcpConnection] = {}
-        self.per_source: collections.Counter[str] = collections.Counter()
+        # a plain dict: Counter's missing-key and delete paths are Python code, and these
+        # run for every connection
+        self.per_source: dict[str, int] = {}
         self.pending: list[Event] = []
         self.wake = asyncio.Event()
         self.accepts = TokenBucket(limits.accept_rate)
@@ -240,7 +242,8 @@ class TcpConnection(asyncio.Protocol):
         self._destination(transport)
         hub.serial += 1
         self.session = session_id(port, ip, self.peer_port, time.time_ns(), hub.serial)
-        over = 0 < limits.max_per_source <= hub.per_source[ip]
+        from_there = hub.per_source.get(ip, 0)
+        over = 0 < limits.max_per_source <= from_there
         attrs = dict(self.extra) if self.extra else {}
         if over:
             attrs["rejected"] = "max_per_source"
@@ -252,7 +255,7 @@ class TcpConnection(asyncio.Protocol):
             self._disconnect()
             transport.abort()
             return
-        hub.per_source[ip] += 1
+        hub.per_source[ip] = from_there + 1
         if limits.max_connections and len(hub.open) >= limits.max_connections:
             oldest = next(iter(hub.open.values()))
             hub.count("evicted the oldest connection at max_connections")
@@ -319,11 +322,9 @@ class TcpConnection(asyncio.Protocol):
 
     def _finish(self) -> None:
         hub = self.port.hub
-        left = hub.per_source[self.peer_ip] - 1
+        left = hub.per_source.pop(self.peer_ip, 1) - 1
         if left > 0:
             hub.per_source[self.peer_ip] = left
-        else:
-            del hub.per_source[self.peer_ip]
         now = hub.now()
         if not self.reported and self.buffer is not None:
             self._report_payload(replying=False, now=now)
