@@ -1,7 +1,9 @@
 """Listener throughput and memory against minimal accept-read-close servers, on loopback.
 
 Throughput: a load generator (its own process, uvloop) makes CONNECTIONS connections,
-CONCURRENCY at a time; each sends 20 bytes and closes. Three servers take them in turn,
+CONCURRENCY at a time; each sends 20 bytes and closes its side, and counts as done when
+the server has closed it too (so the generator never has more than CONCURRENCY
+connections outstanding at the server). Three servers take them in turn,
 in the same run: a minimal uvloop accept-read-close server written here (the near-limit in
 Python), the same on plain asyncio, and ``portolan listen --json`` writing every event to
 a file. For Portolan a connection counts once its ``disconnect`` event is written, and the
@@ -86,9 +88,11 @@ LOAD = textwrap.dedent("""
         state = {"started": 0, "done": 0, "failed": 0}
 
         class Client(asyncio.Protocol):
+            # sends its 20 bytes, closes its side, and is done when the server has closed
+            # too: at most `concurrency` connections are outstanding at the server
             def connection_made(self, transport):
                 transport.write(PAYLOAD)
-                transport.close()
+                transport.write_eof()
             def connection_lost(self, exc):
                 state["done"] += 1
                 more()
@@ -191,35 +195,48 @@ def _stable(path: Path, quiet: float = 1.0) -> None:
         time.sleep(0.05)
 
 
-def bare_run(kind: str, total: int, concurrency: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_run(kind: str, total: int, concurrency: int) -> tuple[float, float]:
+    """Connections per second, and server CPU microseconds per connection."""
     port = _free_port()
     server = subprocess.Popen([PYTHON, "-c", BARE_SERVER, kind, str(port)],
                               stdout=subprocess.PIPE, text=True, preexec_fn=_more_files)
     assert server.stdout is not None
     server.stdout.readline()
+    cpu = _cpu_seconds(server.pid)
     load = _load("burst", port, total, concurrency)
     out, _ = load.communicate()
     start, _end, failed = out.split()
     time.sleep(0.5)
+    cpu = _cpu_seconds(server.pid) - cpu
     server.send_signal(signal.SIGTERM)
     done, last = server.communicate(timeout=30)[0].split()
     if int(failed) or int(done) != total:
         print(f"  {kind}: {done} of {total} connections handled, {failed} failed")
-    return total / (float(last) - float(start))
+    return total / (float(last) - float(start)), cpu / total * 1e6
 
 
-def portolan_run(total: int, concurrency: int, workdir: Path) -> tuple[float, dict[str, int]]:
+def portolan_run(total: int, concurrency: int, workdir: Path
+                 ) -> tuple[float, float, dict[str, int]]:
+    """Connections per second (to the last event written), server CPU microseconds per
+    connection, and the events counted in the output."""
     port = _free_port()
     out = workdir / "events.jsonl"
     server = _start_portolan(port, out, [])
     # the readiness probe above is a connection too: it is logged, and left out below
     _stable(out, 0.5)
     before = out.stat().st_size
+    cpu = _cpu_seconds(server.pid)
     load = _load("burst", port, total, concurrency)
     stdout, _ = load.communicate()
     start, _end, failed = stdout.split()
     _stable(out)
     last = out.stat().st_mtime
+    cpu = _cpu_seconds(server.pid) - cpu
     server.send_signal(signal.SIGINT)
     server.communicate(timeout=60)
     counts: dict[str, int] = {}
@@ -236,7 +253,7 @@ def portolan_run(total: int, concurrency: int, workdir: Path) -> tuple[float, di
     counts["whole sessions"] = len(whole)
     counts["failed client connections"] = int(failed)
     out.unlink()
-    return total / (last - float(start)), counts
+    return total / (last - float(start)), cpu / total * 1e6, counts
 
 
 def idle_run(kind: str, total: int, workdir: Path) -> tuple[float, bool]:
@@ -251,33 +268,44 @@ def idle_run(kind: str, total: int, workdir: Path) -> tuple[float, bool]:
                                   stdout=subprocess.PIPE, text=True, preexec_fn=_more_files)
         assert server.stdout is not None
         server.stdout.readline()
-    time.sleep(0.5)
-    base = _rss_kib(server.pid)
-    hold = _load("hold", port, total, 200)
-    assert hold.stdout is not None and hold.stdin is not None
-    line = hold.stdout.readline().split()
-    held = int(line[1])
-    time.sleep(1.0)
-    grown = _rss_kib(server.pid) - base
-    logged = True
-    if kind == "portolan":
-        mark = out.stat().st_size
-        probe = socket.create_connection(("127.0.0.1", port), timeout=5)
-        probe.sendall(b"still-logged-probe\n")
-        probe.close()
-        deadline = time.monotonic() + 10
-        logged = False
-        while time.monotonic() < deadline and not logged:
-            with out.open("rb") as f:
-                f.seek(mark)
-                logged = b"still-logged-probe" in f.read() or False
+    hold: subprocess.Popen[str] | None = None
+    try:
+        time.sleep(0.5)
+        base = _rss_kib(server.pid)
+        hold = _load("hold", port, total, 200)
+        assert hold.stdout is not None and hold.stdin is not None
+        line = hold.stdout.readline().split()
+        if len(line) < 2:
+            raise SystemExit(f"the load generator could not hold {total} connections")
+        held = int(line[1])
+        if kind == "portolan":
+            _stable(out, 1.0)  # every connect event written
+        else:
+            time.sleep(1.0)
+        grown = _rss_kib(server.pid) - base
+        logged = True
+        if kind == "portolan":
+            mark = out.stat().st_size
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                probe.sendall(b"still-logged-probe\n")
+            deadline = time.monotonic() + 10
+            logged = False
+            while time.monotonic() < deadline and not logged:
+                with out.open("rb") as f:
+                    f.seek(mark)
+                    logged = b"still-logged-probe" in f.read()
                 if not logged:
                     time.sleep(0.05)
-    hold.stdin.write("\n")
-    hold.stdin.flush()
-    hold.wait(timeout=120)
-    server.send_signal(signal.SIGINT if kind == "portolan" else signal.SIGTERM)
-    server.communicate(timeout=120)
+        hold.stdin.write("\n")
+        hold.stdin.flush()
+        hold.wait(timeout=120)
+        server.send_signal(signal.SIGINT if kind == "portolan" else signal.SIGTERM)
+        server.communicate(timeout=120)
+    finally:
+        for proc in (hold, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if out.exists():
         out.unlink()
     if held != total:
@@ -294,30 +322,46 @@ def main() -> None:
     args = parser.parse_args()
     _more_files()
     rates: dict[str, list[float]] = {"uvloop": [], "asyncio": [], "portolan": []}
+    cpus: dict[str, list[float]] = {"uvloop": [], "asyncio": [], "portolan": []}
     with tempfile.TemporaryDirectory(prefix="portolan-bench-") as tmp:
         workdir = Path(tmp)
         print(f"{args.connections} connections of 20 bytes, {args.concurrency} at a time, "
               f"{args.runs} runs; medians")
         for run in range(args.runs):
-            rates["uvloop"].append(bare_run("uvloop", args.connections, args.concurrency))
-            rates["asyncio"].append(bare_run("asyncio", args.connections, args.concurrency))
-            rate, counts = portolan_run(args.connections, args.concurrency, workdir)
+            for kind in ("uvloop", "asyncio"):
+                rate, cpu = bare_run(kind, args.connections, args.concurrency)
+                rates[kind].append(rate)
+                cpus[kind].append(cpu)
+            rate, cpu, counts = portolan_run(args.connections, args.concurrency, workdir)
             rates["portolan"].append(rate)
-            print(f"  run {run + 1}: uvloop {rates['uvloop'][-1]:,.0f}/s, asyncio "
-                  f"{rates['asyncio'][-1]:,.0f}/s, portolan {rate:,.0f}/s; portolan events: "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            cpus["portolan"].append(cpu)
+            print(f"  run {run + 1}: " + ", ".join(
+                f"{k} {rates[k][-1]:,.0f}/s ({cpus[k][-1]:.1f} us CPU each)" for k in rates)
+                + "; portolan events: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             if counts.get("whole sessions") != args.connections:
                 print("  NOT every connection was accounted for")
         med = {k: statistics.median(v) for k, v in rates.items()}
-        print(f"bare uvloop server : {med['uvloop']:>9,.0f} connections/s")
-        print(f"bare asyncio server: {med['asyncio']:>9,.0f} connections/s")
-        print(f"portolan listen    : {med['portolan']:>9,.0f} connections/s logged "
+        cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
+        print(f"bare uvloop server : {med['uvloop']:>9,.0f} connections/s, "
+              f"{cpu_med['uvloop']:5.1f} us of server CPU per connection")
+        print(f"bare asyncio server: {med['asyncio']:>9,.0f} connections/s, "
+              f"{cpu_med['asyncio']:5.1f} us of server CPU per connection")
+        print(f"portolan listen    : {med['portolan']:>9,.0f} connections/s logged, "
+              f"{cpu_med['portolan']:5.1f} us of server CPU per connection "
               f"(3 events each, JSON lines to a file)")
-        print(f"portolan / bare uvloop: {med['portolan'] / med['uvloop']:.2f}")
-        if args.idle:
-            print(f"{args.idle} idle connections held at once; server memory per connection")
+        print(f"portolan / bare uvloop: {med['portolan'] / med['uvloop']:.2f} of the rate, "
+              f"{cpu_med['uvloop'] / cpu_med['portolan']:.2f} of the connections per CPU "
+              "second")
+        idle = args.idle
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if idle > hard - 500:
+            idle = hard - 500
+            print(f"(open files are limited to {hard} per process here: {idle} idle "
+                  f"connections instead of {args.idle})")
+        if idle > 0:
+            print(f"{idle} idle connections held at once; server memory per connection")
             for kind in ("asyncio", "uvloop", "portolan"):
-                per, logged = idle_run(kind, args.idle, workdir)
+                per, logged = idle_run(kind, idle, workdir)
                 extra = ("; a new connection was logged meanwhile" if logged
                          else "; a new connection was NOT logged") if kind == "portolan" else ""
                 print(f"  {kind:9}: {per:5.2f} KiB{extra}")

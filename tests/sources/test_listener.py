@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -190,15 +203,63 @@ def test_http_request_with_reply(loop: str, tmp_path: Path) -> None:
             [payload] = events.of("payload")
             attrs = payload.attrs
             assert payload.service == "http"
-            assert attrs["http_method"] == "GET"
-            assert attrs["http_path"] == "/wp-login.php"
-            assert attrs["http_target"] == "/wp-login.php?x=1"
-            assert attrs["http_host"] == f"127.0.0.1:{port}"
-            assert attrs["http_user_agent"] == "Scanner/1.0 \x1b[31m"
+            assert attrs["method"] == "GET"
+            assert attrs["path"] == "/wp-login.php"
+            assert attrs["uri"] == "/wp-login.php?x=1"
+            assert attrs["host"] == f"127.0.0.1:{port}"
+            assert attrs["user_agent"] == "Scanner/1.0 \x1b[31m"
+            assert attrs["http_version"] == "HTTP/1.1"
             assert disconnect[0].attrs["reason"] == "replied"
             reply = ListenerOptions(type="listener", http_server="Apache").http_reply()
             assert disconnect[0].bytes_out == len(reply)
             assert reply.endswith(body)
+
+    run(loop, go())
+
+
+@both_loops
+def test_ssh_banner_reply_gives_the_client_hassh(loop: str, tmp_path: Path) -> None:
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        pytest.skip("the OpenSSH client (ssh) is not installed")
+
+    async def go() -> None:
+        async with listening(tmp_path, reply_ssh=[0], idle_timeout=1,
+                             ssh_banner="SSH-2.0-OpenSSH_8.4p1 Debian-5") as (_, events, port):
+            client = await asyncio.create_subprocess_exec(
+                ssh, "-v", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-p", str(port), "root@127.0.0.1", stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE)
+            payload = (await events.until(lambda: events.of("payload")))[0]
+            _, err = await asyncio.wait_for(client.communicate(), 30)
+            attrs = payload.attrs
+            assert payload.service == "ssh"
+            assert attrs["ssh_software"].startswith("OpenSSH_")
+            algorithms = attrs["hassh_algorithms"].split(";")
+            assert len(algorithms) == 4 and "curve25519-sha256" in algorithms[0].split(",")
+            assert attrs["hassh"] == hashlib.md5(attrs["hassh_algorithms"].encode(),
+                                                 usedforsecurity=False).hexdigest()
+            # the client saw the banner the listener sent
+            assert b"remote software version OpenSSH_8.4p1" in err
+            disconnect = await events.session(payload.src_port or 0)
+            assert disconnect.bytes_out == len(b"SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n")
+
+    run(loop, go())
+
+
+@both_loops
+def test_ssh_without_reply_reports_the_banner_alone(loop: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        async with listening(tmp_path) as (_, events, port):
+            reader, writer, mine = await events.connect(port)
+            writer.write(b"SSH-2.0-libssh_0.9.6\r\n")
+            await writer.drain()
+            payload = await events.session(mine, "payload")
+            assert payload.attrs["ssh_software"] == "libssh_0.9.6"
+            assert "hassh" not in payload.attrs
+            writer.close()
+            assert await reader.read() == b""  # nothing was sent back
 
     run(loop, go())
 
@@ -422,3 +483,182 @@ def test_registered_with_loopback_defaults(tmp_path: Path) -> None:
     assert options.bind == ["127.0.0.1"]
     assert parse_ports(options.ports, "ports") == list(DEFAULT_PORTS)
     assert options.skip_unavailable
+
+
+# -- the process: file descriptors running out, privileges -------------------------------
+
+LOW_FILES = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+from portolan.cli import main
+sys.argv[0] = "portolan"
+main()
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(args: list[str], tmp_path: Path, *, loop: str = "uvloop",
+           prefix: list[str] | None = None, stdout: Path | None = None
+           ) -> tuple[subprocess.Popen[bytes], int]:
+    # HOME: an unprivileged user must be able to look for its config there
+    env = {**os.environ, "PORTOLAN_DATA_DIR": str(tmp_path), "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / ".config")}
+    args = [*args, "--loop", loop]
+    if stdout is None:
+        proc = subprocess.Popen([*(prefix or []), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    else:
+        with stdout.open("wb") as sink:
+            proc = subprocess.Popen([*(prefix or []), *args], stdout=sink,
+                                    stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    line = proc.stderr.readline().decode()
+    match = re.search(r"listening on tcp \S+:(\d+)$", line.strip())
+    if match is None:
+        try:
+            rest = proc.communicate(timeout=10)[1].decode()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[1].decode()
+        raise AssertionError(f"listener did not start: {line}{rest}")
+    return proc, int(match.group(1))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> tuple[list[dict[str, Any]], str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return [json.loads(line) for line in out.splitlines()], err.decode()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_running_out_of_file_descriptors_is_no_busy_loop(tmp_path: Path, loop: str) -> None:
+    out = tmp_path / "events.jsonl"
+    proc, port = _start([sys.executable, "-c", LOW_FILES, "listen", "--port", "0", "--bind",
+                         "127.0.0.1", "--json", "--set", "read_timeout=60",
+                         "--set", "max_per_source=0"], tmp_path, loop=loop, stdout=out)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(150):  # far more than the 64 descriptors the listener may have
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        before = _cpu_seconds(proc.pid)
+        time.sleep(2.0)  # measuring a rate: the listener's CPU time over a span
+        spent = _cpu_seconds(proc.pid) - before
+        assert spent < 0.5, f"{spent:.2f} s of CPU in 2 s while out of descriptors"
+        for client in clients:
+            client.close()
+        clients.clear()
+        # descriptors are free again: a new connection is logged
+        deadline = time.monotonic() + 15
+        while b"after-the-storm" not in out.read_bytes():
+            assert time.monotonic() < deadline, "no connection logged after the storm"
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                probe.sendall(b"after-the-storm")
+            time.sleep(0.3)
+        assert proc.poll() is None
+    finally:
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    events = [json.loads(line) for line in out.read_bytes().splitlines()]
+    connects = [e for e in events if e["action"] == "connect"]
+    # as many as the descriptors allowed were logged while the rest waited or were dropped
+    assert 40 <= len(connects) <= 170
+    assert len({e["session"] for e in connects}) == len(connects)
+
+
+def _free_low_port() -> int:
+    for port in range(1000, 1024):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024 on 127.0.0.1")
+
+
+def _uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.M)
+    assert match is not None
+    return int(match.group(2))
+
+
+def _nobody() -> int:
+    try:
+        return pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder that an unprivileged user can reach and write (pytest's are root's only)."""
+    with tempfile.TemporaryDirectory(prefix="portolan-test-") as name:
+        path = Path(name)
+        path.chmod(0o777)
+        yield path
+
+
+def test_drops_root_after_binding_a_privileged_port(open_dir: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    nobody = _nobody()
+    port = _free_low_port()
+    tmp_path = open_dir
+    proc, bound = _start([sys.executable, "-m", "portolan", "-v", "listen", "--port",
+                          str(port), "--bind", "127.0.0.1", "--json", "--user", "nobody"],
+                         tmp_path)
+    try:
+        assert bound == port
+        deadline = time.monotonic() + 10
+        while _uid(proc.pid) != nobody and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _uid(proc.pid) == nobody
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"as nobody")
+        time.sleep(0.2)
+        events, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any(e["action"] == "payload" and e["attrs"]["payload_text"] == "as nobody"
+               for e in events)
+    assert "now running as nobody" in err
+
+
+def test_unprivileged_with_cap_net_bind_service(open_dir: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to start an unprivileged process")
+    nobody = _nobody()
+    port = _free_low_port()
+    tmp_path = open_dir
+    as_nobody = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"]
+    args = [sys.executable, "-m", "portolan", "listen", "--port", str(port), "--bind",
+            "127.0.0.1", "--json"]
+    # without the capability the port is refused, and the error says what would help
+    refused = subprocess.run([*as_nobody, *args], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PORTOLAN_DATA_DIR": str(tmp_path),
+                                  "HOME": str(tmp_path),
+                                  "XDG_CONFIG_HOME": str(tmp_path / ".config")},
+                             check=False)
+    assert refused.returncode == 2
+    assert "CAP_NET_BIND_SERVICE" in refused.stderr
+    with_cap = [*as_nobody, "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"]
+    proc, bound = _start(args, tmp_path, prefix=with_cap)
+    try:
+        assert bound == port and _uid(proc.pid) == nobody
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"with a capability")
+        time.sleep(0.2)
+        events, _ = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any(e["action"] == "payload" and e["attrs"]["payload_text"] == "with a capability"
+               for e in events)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +19,17 @@ from portolan.sinks.shapes import SHAPES, ShapedJsonLinesSink
 from portolan.sources.listener import ListenerOptions, ListenerSource
 
 
-def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (and ``PORTOLAN_UVLOOP`` is not ``0``)."""
-    if os.environ.get("PORTOLAN_UVLOOP") == "0":
+def event_loop(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for ``--loop``: uvloop's when asked for or, for ``auto``,
+    when it is installed; None for asyncio's own."""
+    if kind == "asyncio":
         return None
     try:
         import uvloop
     except ImportError:
+        if kind == "uvloop":
+            raise click.UsageError("--loop uvloop: uvloop is not installed "
+                                   "(pip install uvloop)") from None
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
@@ -71,11 +74,15 @@ def _setting(text: str) -> tuple[str, Any]:
 @db_option
 @click.option("--sensor", metavar="NAME", help="Sensor name in the events (default: config, "
               "else the host name).")
+@click.option("--loop", "loop_kind", type=click.Choice(["auto", "uvloop", "asyncio"]),
+              default="auto", show_default=True,
+              help="Event loop: uvloop (faster) when installed, else asyncio's own.")
 @click.pass_context
 def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...],
            binds: tuple[str, ...], reply_ssh: tuple[str, ...], reply_http: tuple[str, ...],
            user: str | None, settings: tuple[str, ...], name: str, as_json: bool,
-           shape: str | None, db_url: str | None, sensor: str | None) -> None:
+           shape: str | None, db_url: str | None, sensor: str | None,
+           loop_kind: str) -> None:
     """Log every connection to the given ports, and what it sent, until stopped.
 
     Each TCP connection gives a `connect` event at once (port scans and clients waiting
@@ -114,23 +121,20 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
         text, _, where = str(exc).partition(" - at `$.")
         key = where.rstrip("`")
         raise ConfigError(f"listener options: {key + ': ' if key else ''}{text}") from None
+    # the store is opened (and migrated) before anything is accepted
+    sinks: list[Sink] = [ShapedJsonLinesSink(shape or "portolan")] if as_json else rt.sinks()
     source = ListenerSource(options, rt.source_context())
     for kind, host, port in source.addresses():
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         click.echo(f"portolan: listening on {kind} {where}", err=True)
-    sinks: list[Sink] | None
-    if as_json:
-        sinks = [ShapedJsonLinesSink(shape or "portolan")]
-    else:
-        sinks = rt.sinks()
-        if rt._store is not None:
-            click.echo(f"portolan: store: {rt._store.where}", err=True)
+    if rt._store is not None:
+        click.echo(f"portolan: store: {rt._store.where}", err=True)
 
     async def go(stop: asyncio.Event) -> PipelineStats:
         return await rt.pipeline([source], sinks).run(stop)
 
     try:
-        stats = run_until_signal(go, loop_factory=fast_loop())
+        stats = run_until_signal(go, loop_factory=event_loop(loop_kind))
     finally:
         source.close()
         rt.close()

@@ -81,12 +81,11 @@ _ATTR_FIELDS = {
     "ja4": "tls.client.hash.ja4",
     "tls_alpn": "tls.alpn",
     "tls_versions": "tls.client.supported_protocols",
-    "http_method": "http.request.method",
-    "http_version": "http.version",
-    "http_path": "url.path",
-    "http_target": "url.original",
-    "http_host": "url.domain",
-    "http_user_agent": "user_agent.original",
+    "method": "http.request.method",
+    "path": "url.path",
+    "uri": "url.original",
+    "host": "url.domain",
+    "user_agent": "user_agent.original",
     "hassh": "ssh.client.hash.hassh",
     "ssh_banner": "ssh.client.banner",
 }
@@ -127,6 +126,9 @@ def ecs_document(event: Event) -> dict[str, Any]:
     _put(doc, "network.packets", event.packets)
     _put(doc, "user.name", event.user)
     attrs = dict(event.attrs)
+    version = attrs.pop("http_version", None)
+    if isinstance(version, str):
+        _put(doc, "http.version", version.removeprefix("HTTP/"))
     for key, path in _ATTR_FIELDS.items():
         if key in attrs:
             _put(doc, path, attrs.pop(key))

@@ -26,6 +26,7 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 #: Most sockets one listener opens (ports times addresses). Beyond this, redirect the
 #: ports to one with iptables/nftables instead.
 MAX_SOCKETS: Final = 4096
+#: File descriptors kept free for everything but connections (the store, log files, the
+#: pipeline's threads).
+FD_RESERVE: Final = 64
 #: How long events are gathered before they are handed to the pipeline, in seconds.
 GATHER_FOR: Final = 0.01
 #: How often time-outs are checked, in seconds.
@@ -47,7 +51,7 @@ SWEEP_EVERY: Final = 0.25
 REPORT_EVERY: Final = 60.0
 
 DEFAULT_SSH_BANNER: Final = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
-DEFAULT_HTTP_BODY: Final = "<html><body><h1>It works!</h1></body></html>\n"
+DEFAULT_HTTP_BODY: Final = "<html><body><h1>It works!</h1></body></html>"
 
 PortList = list[int | str]
 #: Where a listener listens unless told: every IPv4 and every IPv6 address. A listener is
@@ -199,7 +203,8 @@ class ListenerSource:
 
     def __init__(self, options: ListenerOptions, ctx: SourceContext) -> None:
         self.options = options
-        self.name = options.name or "listener"
+        self.label = options.name or "listener"
+        self.name = self.label
         self.ctx = ctx
         self.hub = Hub(ctx.sensor, ctx.now, options.limits(), ctx.counters)
         self.sockets: list[tuple[socket.socket, Port, int]] = []
@@ -232,6 +237,16 @@ class ListenerSource:
             raise
         if not self.sockets:
             raise ConfigError(f"listener {self.name}: could not open any port")
+        self.name = f"{self.label} ({self.summary()})"
+
+    def summary(self) -> str:
+        """What is listened on, briefly: ``tcp 127.0.0.1:2222,2323; udp [::]:53``."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for kind, host, port in self.addresses():
+            where = f"[{host}]" if ":" in host else host
+            groups.setdefault((kind, where), []).append(str(port))
+        return "; ".join(f"{kind} {where}:{','.join(ports)}"
+                         for (kind, where), ports in groups.items())
 
     def _open(self, proto: int, host: str, number: int, ssh_reply: bytes | None,
               http_reply: bytes | None) -> None:
@@ -247,7 +262,7 @@ class ListenerSource:
             raise ConfigError(message) from None
         actual = sock.getsockname()[1]
         suffix = "" if kind == "tcp" else "/udp"
-        port = Port(self.hub, f"{self.name}:{actual}{suffix}", host, actual,
+        port = Port(self.hub, f"{self.label}:{actual}{suffix}", host, actual,
                     reply_ssh=ssh_reply, reply_http=http_reply)
         self.sockets.append((sock, port, proto))
 
@@ -263,16 +278,20 @@ class ListenerSource:
     async def run(self, out: Emitter) -> None:
         loop = asyncio.get_running_loop()
         hub = self.hub
-        _raise_file_limit(self.options.max_connections + len(self.sockets) + 256)
-        servers: list[asyncio.AbstractServer] = []
+        _raise_file_limit(self.options.max_connections + len(self.sockets) + FD_RESERVE)
+        self._fit_connections_to_file_limit()
+        servers: list[asyncio.AbstractServer | Acceptor] = []
         endpoints: list[asyncio.BaseTransport] = []
         sweeper: asyncio.Task[None] | None = None
+        uvloop = type(loop).__module__.startswith("uvloop")
         try:
             for sock, port, proto in self.sockets:
-                if proto == socket.SOCK_STREAM:
+                factory = functools.partial(TcpConnection, port)
+                if proto == socket.SOCK_STREAM and uvloop:
                     servers.append(await loop.create_server(
-                        functools.partial(TcpConnection, port), sock=sock,
-                        backlog=self.options.backlog))
+                        factory, sock=sock, backlog=self.options.backlog))
+                elif proto == socket.SOCK_STREAM:
+                    servers.append(Acceptor(loop, sock, factory, self.hub))
                 else:
                     transport, _ = await loop.create_datagram_endpoint(
                         functools.partial(UdpPort, port), sock=sock)
@@ -303,6 +322,26 @@ class ListenerSource:
             if batch:
                 await out.emit(batch)
 
+    def _fit_connections_to_file_limit(self) -> None:
+        """Keep ``max_connections`` below what the file limit allows, with room to spare:
+        at the cap the oldest connection makes way for a new one, so running out of
+        descriptors (where nothing can be accepted, logged or written) does not happen
+        through the listener's own connections."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return
+        try:
+            used = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            used = 64
+        room = max(1, soft - used - min(FD_RESERVE, soft // 4))
+        limits = self.hub.limits
+        if limits.max_connections == 0 or limits.max_connections > room:
+            log.warning("%s: open files are limited to %d; at most %d connections are kept "
+                        "open at once (max_connections = %d)", self.name, soft, room,
+                        limits.max_connections)
+            limits.max_connections = room
+
     async def _sweep(self) -> None:
         reported: dict[str, int] = {}
         last_report = time.monotonic()
@@ -320,6 +359,62 @@ class ListenerSource:
                     log.warning("%s: %s", self.name, "; ".join(
                         f"{k.removeprefix('listener: ')}: {v}" for k, v in sorted(changed.items())))
                 reported = current
+
+
+class Acceptor:
+    """Accepts connections on asyncio's own event loop, which (up to Python 3.13) turns a
+    lack of file descriptors into a storm of retries. Here a lack pauses accepting for a
+    moment (doubling up to a few seconds) and is counted; nothing spins. uvloop's server
+    already behaves, and is used as it is."""
+
+    #: Most connections accepted per wake-up, so that one busy port cannot starve the rest.
+    BATCH: Final = 64
+    #: Longest pause when descriptors have run out, in seconds.
+    PAUSE_MAX: Final = 5.0
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                 factory: Callable[[], asyncio.Protocol], hub: Hub) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.factory = factory
+        self.hub = hub
+        self.pause = 0.1
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        self.start()
+
+    def start(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        for _ in range(self.BATCH):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                self.loop.remove_reader(self.sock.fileno())
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.hub.count("accepting paused: out of file descriptors")
+                    if self.pause == 0.1:
+                        log.warning("out of file descriptors (%s); accepting pauses, and "
+                                    "resumes as connections close", exc.strerror)
+                    self.loop.call_later(self.pause, self.start)
+                    self.pause = min(self.pause * 2, self.PAUSE_MAX)
+                else:
+                    self.hub.count(f"accept failed: {exc.strerror}")
+                    self.loop.call_later(0.1, self.start)
+                return
+            self.pause = 0.1
+            conn.setblocking(False)
+            task = self.loop.create_task(self.loop.connect_accepted_socket(self.factory, conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def close(self) -> None:
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
 
 
 def _raise_file_limit(wanted: int) -> None:

@@ -20,6 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Any, Final, cast
 
 from portolan.event import Event, Payload, make_id
@@ -96,7 +97,9 @@ class Hub:
         self.limits = limits
         self.counters = counters
         self.open: dict[int, TcpConnection] = {}
-        self.per_source: collections.Counter[str] = collections.Counter()
+        # a plain dict: Counter's missing-key and delete paths are Python code, and these
+        # run for every connection
+        self.per_source: dict[str, int] = {}
         self.pending: list[Event] = []
         self.wake = asyncio.Event()
         self.accepts = TokenBucket(limits.accept_rate)
@@ -131,7 +134,8 @@ class Hub:
 class Port:
     """One listening socket's settings, shared by its connections."""
 
-    __slots__ = ("bind", "hub", "number", "reply_http", "reply_ssh", "service", "source")
+    __slots__ = ("bind", "hub", "id_prefix", "number", "reply_http", "reply_ssh", "service",
+                 "source", "wildcard")
 
     def __init__(self, hub: Hub, source: str, bind: str, number: int, *,
                  reply_ssh: bytes | None = None, reply_http: bytes | None = None) -> None:
@@ -142,6 +146,15 @@ class Port:
         self.reply_ssh = reply_ssh
         self.reply_http = reply_http
         self.service = WELL_KNOWN.get(number, "tcp")
+        self.id_prefix = f"{hub.sensor}\x1f{source}\x1f"
+        self.wildcard = bind in ("0.0.0.0", "::", "")  # noqa: S104 - a comparison
+
+
+def session_id(port: Port, ip: str, peer_port: int, accepted_ns: int, serial: int) -> str:
+    """``make_id(sensor, source, ip, peer_port, accepted_ns, serial)``, spelled out with
+    the sensor and source joined once per port: it is the costliest step of a connection."""
+    key = f"{port.id_prefix}{ip}\x1f{peer_port}\x1f{accepted_ns}\x1f{serial}"
+    return blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _plain_ip(ip: str) -> str:
@@ -217,7 +230,7 @@ class TcpConnection(asyncio.Protocol):
         if hub.stopping:
             transport.abort()
             return
-        if not hub.accepts.take(mono):
+        if limits.accept_rate and not hub.accepts.take(mono):
             hub.count("closed over the accept rate")
             transport.abort()
             return
@@ -227,10 +240,10 @@ class TcpConnection(asyncio.Protocol):
             return
         self.started = ts = hub.now()
         self._destination(transport)
-        serial = hub.next_serial()
-        self.session = make_id(hub.sensor, port.source, ip, self.peer_port, time.time_ns(),
-                               serial)
-        over = 0 < limits.max_per_source <= hub.per_source[ip]
+        hub.serial += 1
+        self.session = session_id(port, ip, self.peer_port, time.time_ns(), hub.serial)
+        from_there = hub.per_source.get(ip, 0)
+        over = 0 < limits.max_per_source <= from_there
         attrs = dict(self.extra) if self.extra else {}
         if over:
             attrs["rejected"] = "max_per_source"
@@ -242,7 +255,7 @@ class TcpConnection(asyncio.Protocol):
             self._disconnect()
             transport.abort()
             return
-        hub.per_source[ip] += 1
+        hub.per_source[ip] = from_there + 1
         if limits.max_connections and len(hub.open) >= limits.max_connections:
             oldest = next(iter(hub.open.values()))
             hub.count("evicted the oldest connection at max_connections")
@@ -309,27 +322,27 @@ class TcpConnection(asyncio.Protocol):
 
     def _finish(self) -> None:
         hub = self.port.hub
-        left = hub.per_source[self.peer_ip] - 1
+        left = hub.per_source.pop(self.peer_ip, 1) - 1
         if left > 0:
             hub.per_source[self.peer_ip] = left
-        else:
-            del hub.per_source[self.peer_ip]
+        now = hub.now()
         if not self.reported and self.buffer is not None:
-            self._report_payload(replying=False)
-        self._disconnect()
+            self._report_payload(replying=False, now=now)
+        self._disconnect(now)
 
-    def _disconnect(self) -> None:
+    def _disconnect(self, now: dt.datetime | None = None) -> None:
         hub = self.port.hub
         start = self.started
         assert start is not None
-        now = hub.now()
+        if now is None:
+            now = hub.now()
         event = self._event("disconnect", now, {"reason": self.reason})
         event.duration = max(0.0, (now - start).total_seconds())
         event.bytes_in = self.bytes_in
         event.bytes_out = self.bytes_out
         hub.push(event)
 
-    def _report_payload(self, replying: bool = True) -> None:
+    def _report_payload(self, replying: bool = True, now: dt.datetime | None = None) -> None:
         self.reported = True
         data = self.buffer or b""
         self.buffer = None
@@ -338,7 +351,7 @@ class TcpConnection(asyncio.Protocol):
         service, attrs = describe(data)
         if service:
             self.service = service
-        event = self._event("payload", hub.now(), attrs)
+        event = self._event("payload", now or hub.now(), attrs)
         event.payload = Payload(data)
         hub.push(event)
         limits = hub.limits
@@ -369,12 +382,15 @@ class TcpConnection(asyncio.Protocol):
 
     def _destination(self, transport: asyncio.Transport) -> None:
         port = self.port
-        local = transport.get_extra_info("sockname")
-        self.dst_ip = _plain_ip(local[0]) if local else port.bind
-        self.dst_port = local[1] if local else port.number
-        if not port.hub.limits.original_dst:
-            return
         hub = port.hub
+        if port.wildcard:
+            local = transport.get_extra_info("sockname")
+            self.dst_ip = _plain_ip(local[0]) if local else port.bind
+        else:
+            self.dst_ip = port.bind
+        self.dst_port = port.number
+        if not hub.limits.original_dst:
+            return
         if hub.no_original_dst and self.mono < hub.no_original_dst_until:
             self.extra = hub.no_original_dst
             return
