@@ -156,8 +156,11 @@ def find_config(explicit: str | None) -> Path | None:
     if env:
         return Path(env)
     for candidate in DEFAULT_LOCATIONS:
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # a folder this user may not enter: not a config of theirs
+            continue
     return None
 
 
