@@ -86,7 +86,12 @@ def build_app(runtime: Runtime) -> Starlette:
         yield
         st.hub.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        code = getattr(exc, "status_code", 404)
+        return problem(code, "no such path" if code == 404 else "method not allowed here")
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.portolan = st
     return app
 
