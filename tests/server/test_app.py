@@ -63,3 +63,14 @@ def test_bind_ipv6_loopback() -> None:
         assert sock.getsockname()[0] == "::1"
     finally:
         sock.close()
+
+
+def test_listening_socket_is_tcp_so_responses_are_not_delayed() -> None:
+    import socket
+
+    sock = bind("127.0.0.1:0")
+    try:
+        # asyncio turns Nagle's algorithm off only for sockets created as IPPROTO_TCP
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

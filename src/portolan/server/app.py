@@ -110,7 +110,9 @@ def bind(listen: str) -> socket.socket:
     """The listening socket (bound before the server starts, so errors are immediate)."""
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it small responses wait for the delayed ACK (~40 ms each)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
