@@ -56,7 +56,8 @@ class Generator:
         for _ in range(50000):
             c = min(int(rnd.paretovariate(1.2)) - 1, len(COUNTRIES) - 1)
             asn = 4000 + c * 100 + min(int(rnd.paretovariate(1.0)), 99)
-            ip = ".".join(str(rnd.randrange(lo, hi)) for lo, hi in ((1, 224), (0, 256), (0, 256), (1, 255)))
+            octets = ((1, 224), (0, 256), (0, 256), (1, 255))
+            ip = ".".join(str(rnd.randrange(lo, hi)) for lo, hi in octets)
             self.hosts.append((ip, COUNTRIES[c][0], COUNTRIES[c][1], asn, f"Network {asn}"))
 
     def events(self, start: int, n: int, total: int) -> list[Event]:
