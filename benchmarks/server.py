@@ -10,7 +10,8 @@
    series per hour, the newest events. Prints p50/p95 of ``--repeat`` runs each, beside
    the same question asked the way one would without rollups: plain SQL over the events
    table (``sqlite3``, GROUP BY with the indexes the store has), median of 3 runs.
-3. Ingest: posts ``--ingest`` events as JSON lines in batches of ``--batch`` to a fresh
+3. Ingest: posts ``--ingest`` events (a thousand per second of event time, as live
+   sensors would send them) as JSON lines in batches of ``--batch`` to a fresh
    ``portolan serve`` from a loopback client, and counts what was stored per second
    (median of ``--runs``), beside writing the same events with ``Store.write`` in-process.
 """
@@ -60,13 +61,16 @@ class Generator:
             ip = ".".join(str(rnd.randrange(lo, hi)) for lo, hi in octets)
             self.hosts.append((ip, COUNTRIES[c][0], COUNTRIES[c][1], asn, f"Network {asn}"))
 
-    def events(self, start: int, n: int, total: int) -> list[Event]:
+    def events(self, start: int, n: int, total: int, span: float = WEEK) -> list[Event]:
+        """Events ``start`` to ``start + n`` of ``total`` spread evenly over ``span``
+        seconds that end at END."""
         rnd = self.rnd
         out = []
-        step = WEEK / total
+        step = span / total
+        first = END - dt.timedelta(seconds=span)
         for i in range(start, start + n):
             ip, cc, cname, asn, org = self.hosts[min(int(rnd.paretovariate(0.9)) - 1, 49999)]
-            ts = START + dt.timedelta(seconds=i * step + rnd.random() * step)
+            ts = first + dt.timedelta(seconds=i * step + rnd.random() * step)
             roll = rnd.random()
             if roll < 0.6:
                 kw = {"service": "ssh", "action": rnd.choice(["auth_failure", "invalid_user",
@@ -132,6 +136,12 @@ def start_server(url: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]
         time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -191,9 +201,10 @@ def plain_sql(path: Path, sql: str) -> float:
 
 def ingest(n: int, batch: int, runs: int) -> None:
     gen = Generator(seed=2)
-    events = gen.events(0, n, n)
+    # as sensors send them: recent events, a thousand a second
+    events = gen.events(0, n, n, span=n / 1000)
     bodies = [encode_lines(events[i:i + batch]) for i in range(0, n, batch)]
-    http_rates, direct_rates = [], []
+    http_rates, direct_rates, cpu_rates = [], [], []
     for run in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/ingest.db"
@@ -207,17 +218,20 @@ def ingest(n: int, batch: int, runs: int) -> None:
                 with httpx.Client(base_url=base, timeout=120,
                                   headers={"Authorization": f"Bearer {secret}"}) as client:
                     t = time.perf_counter()
+                    cpu = cpu_seconds(proc.pid)
                     stored = 0
                     for body in bodies:
                         r = client.post("/api/v1/ingest", content=body)
                         r.raise_for_status()
                         stored += r.json()["stored"]
                     took = time.perf_counter() - t
+                    cpu = cpu_seconds(proc.pid) - cpu
             finally:
                 proc.terminate()
                 proc.wait(30)
             assert stored == n == store.count(), (stored, n)
             http_rates.append(n / took)
+            cpu_rates.append(n / cpu)
             store.close()
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(f"sqlite:///{tmp}/direct.db")
@@ -227,12 +241,15 @@ def ingest(n: int, batch: int, runs: int) -> None:
                 store.write(events[i:i + batch])
             direct_rates.append(n / (time.perf_counter() - t))
             store.close()
-        print(f"  run {run + 1}: HTTP ingest {http_rates[-1]:,.0f} events/s, "
+        print(f"  run {run + 1}: HTTP ingest {http_rates[-1]:,.0f} events/s "
+              f"({cpu_rates[-1]:,.0f} per CPU-second of the server), "
               f"Store.write {direct_rates[-1]:,.0f} events/s", flush=True)
     h, d = statistics.median(http_rates), statistics.median(direct_rates)
+    c = statistics.median(cpu_rates)
     print(f"ingest over HTTP (one server process, loopback client, {batch:,}-event batches): "
-          f"{h:,.0f} events/s stored (median of {runs}); Store.write in-process "
-          f"{d:,.0f}/s; ratio {h / d:.2f}")
+          f"{h:,.0f} events/s stored, {c:,.0f} per server CPU-second (median of {runs}); "
+          f"Store.write in-process {d:,.0f}/s; ratio HTTP/direct {h / d:.2f}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 def main() -> None:
