@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -84,30 +85,6 @@ DIMS: Final[dict[str, Dim]] = {d.name: d for d in (
 ROLLUP_FILTERS: Final = frozenset({"service"})
 _FILTER_FIELDS = ("sensor", "source", "service", "action", "direction", "country", "asn",
                   "ip", "user", "text")
-
-
-def _item(e: Event, dim: str) -> tuple[str, str | None]:
-    """The item (as text, '' for none) and its label for one event."""
-    if dim == "service":
-        return e.service, None
-    if dim == "action":
-        return e.action, None
-    if dim == "sensor":
-        return e.sensor, None
-    if dim == "country":
-        return e.country or "", e.country_name
-    if dim == "asn":
-        return ("" if e.asn is None else str(e.asn)), e.as_org
-    if dim == "city":
-        return (e.city or "")[:ITEM_MAX], e.country
-    if dim == "ip":
-        return (e.src_ip if e.direction == "inbound" else e.dst_ip) or "", None
-    if dim == "user":
-        return (e.user or "")[:ITEM_MAX], None
-    if dim == "dst_port":
-        return ("" if e.dst_port is None else str(e.dst_port)), None
-    value = e.attrs.get(dim) if e.attrs else None
-    return ("" if value is None else str(value)[:ITEM_MAX]), None
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -308,7 +285,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
     E = schema.events
     expr = _event_expr(conn, dim)
     label = _label_expr(dim)
-    cond = _conditions(msgspec_replace(f, since=None, until=None) if spans is not None else f)
+    cond = _conditions(_replace(f, since=None, until=None) if spans is not None else f)
     if spans is not None:
         cond.append(sa.or_(*[sa.and_(E.c.ts >= a, E.c.ts < b) for a, b in spans]))
     if keys is not None:
@@ -330,9 +307,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
     return out
 
 
-def msgspec_replace(f: EventFilter, **changes: Any) -> EventFilter:
-    import msgspec
-
+def _replace(f: EventFilter, **changes: Any) -> EventFilter:
     return msgspec.structs.replace(f, **changes)
 
 
@@ -433,7 +408,7 @@ def series(conn: Connection, f: EventFilter, step: int, *, now: dt.datetime
         E = schema.events
         step_us = step * 1_000_000
         bucket = (E.c.ts - E.c.ts % step_us).label("b")
-        cond = _conditions(msgspec_replace(f, since=from_us(lo * 1_000_000),
+        cond = _conditions(_replace(f, since=from_us(lo * 1_000_000),
                                            until=from_us(hi * 1_000_000)))
         q = sa.select(bucket, sa.func.count()).where(*cond).group_by(bucket)
         for b, n in conn.execute(q):
