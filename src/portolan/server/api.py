@@ -23,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portolan import __version__
-from portolan.event import Event
 from portolan.server import rollups, shapes, story
 from portolan.server.context import Need, ServerState, json_response, problem
 from portolan.store import EventFilter, QueryError, StoreError, query, to_us
@@ -422,4 +421,4 @@ ROUTES = [
     Route("/health", health, methods=["GET"]),
 ]
 
-__all__ = ["ROUTES", "BadRequest", "Event", "event_filter"]
+__all__ = ["ROUTES", "BadRequest", "event_filter"]
