@@ -199,7 +199,20 @@ def plain_sql(path: Path, sql: str) -> float:
     return statistics.median(times)
 
 
-def ingest(n: int, batch: int, runs: int) -> None:
+def send(client: httpx.Client, bodies: list[bytes], connections: int) -> int:
+    """Post every body, over ``connections`` concurrent connections; events stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(body: bytes) -> int:
+        r = client.post("/api/v1/ingest", content=body)
+        r.raise_for_status()
+        return int(r.json()["stored"])
+
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(post, bodies))
+
+
+def ingest(n: int, batch: int, runs: int, connections: int = 1) -> None:
     gen = Generator(seed=2)
     # as sensors send them: recent events, a thousand a second
     events = gen.events(0, n, n, span=n / 1000)
@@ -219,11 +232,7 @@ def ingest(n: int, batch: int, runs: int) -> None:
                                   headers={"Authorization": f"Bearer {secret}"}) as client:
                     t = time.perf_counter()
                     cpu = cpu_seconds(proc.pid)
-                    stored = 0
-                    for body in bodies:
-                        r = client.post("/api/v1/ingest", content=body)
-                        r.raise_for_status()
-                        stored += r.json()["stored"]
+                    stored = send(client, bodies, connections)
                     took = time.perf_counter() - t
                     cpu = cpu_seconds(proc.pid) - cpu
             finally:
@@ -246,7 +255,8 @@ def ingest(n: int, batch: int, runs: int) -> None:
               f"Store.write {direct_rates[-1]:,.0f} events/s", flush=True)
     h, d = statistics.median(http_rates), statistics.median(direct_rates)
     c = statistics.median(cpu_rates)
-    print(f"ingest over HTTP (one server process, loopback client, {batch:,}-event batches): "
+    print(f"ingest over HTTP (one server process, loopback client, {batch:,}-event batches, "
+          f"{connections} connection(s)): "
           f"{h:,.0f} events/s stored, {c:,.0f} per server CPU-second (median of {runs}); "
           f"Store.write in-process {d:,.0f}/s; ratio HTTP/direct {h / d:.2f}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -261,6 +271,8 @@ def main() -> None:
     ap.add_argument("--ingest", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=1,
+                    help="concurrent ingest connections of the client")
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
@@ -274,7 +286,7 @@ def main() -> None:
             queries(path, url, args.repeat)
         if not args.skip_ingest:
             print()
-            ingest(args.ingest, args.batch, args.runs)
+            ingest(args.ingest, args.batch, args.runs, args.connections)
 
 
 if __name__ == "__main__":
