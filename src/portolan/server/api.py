@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -385,35 +384,31 @@ def sensors(request: Request, st: ServerState) -> Response:
                                                  for r in rows]))
 
 
-#: Where the capture sensor keeps its per-AS traffic query: module, function.
-ASN_TRAFFIC: Final = ("portolan.sinks.asn_traffic", "query")
-
-
 @guarded()
 def asn_traffic(request: Request, st: ServerState) -> Response:
     """Traffic per remote AS (or announced network), from packet capture: bytes, packets
     and flows over a time range, largest first."""
-    try:
-        module = importlib.import_module(ASN_TRAFFIC[0])
-        func = getattr(module, ASN_TRAFFIC[1])
-    except (ImportError, AttributeError):
-        return problem(404, "traffic per AS is not recorded by this installation")
+    from portolan.sinks.asn_traffic import query as traffic
+
     now = st.runtime.now()
     params = request.query_params
+    directions: dict[str, Literal["inbound", "outbound"] | None] = {
+        "inbound": "inbound", "outbound": "outbound", "both": None}
+    groupings: dict[str, Literal["asn", "network"]] = {"asn": "asn", "network": "network"}
     direction = params.get("direction") or "outbound"
-    if direction not in ("inbound", "outbound", "both"):
+    if direction not in directions:
         raise BadRequest("direction: allowed: inbound, outbound, both")
     by = params.get("by") or "asn"
-    if by not in ("asn", "network"):
+    if by not in groupings:
         raise BadRequest("by: allowed: asn, network")
     private = params.get("private") or "false"
     if private not in ("true", "false"):
         raise BadRequest("private: true or false")
     with st.store.connect() as conn:
-        rows = func(conn, since=_time(request, "since", now), until=_time(request, "until", now),
-                    direction=None if direction == "both" else direction,
-                    include_private=private == "true", sensor=params.get("sensor") or None,
-                    by=by, limit=_int(request, "limit", 20, 1, LIMIT_MAX))
+        rows = traffic(conn, since=_time(request, "since", now), until=_time(request, "until", now),
+                       direction=directions[direction], include_private=private == "true",
+                       sensor=params.get("sensor") or None, by=groupings[by],
+                       limit=_int(request, "limit", 20, 1, LIMIT_MAX))
     return json_response(shapes.AsnTraffic(
         rows=[msgspec.convert({str(k): v for k, v in r.items()}, shapes.AsnTrafficRow)
               for r in rows]))
