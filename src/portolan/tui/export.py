@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from prometheus_client.registry import CollectorRegistry
+
 from portolan.text import printable
 from portolan.times import rfc3339
-
-from prometheus_client.registry import CollectorRegistry
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -79,9 +79,9 @@ class Selection:
         for entry in raw.get("items", []) if isinstance(raw, dict) else []:
             kind = entry.get("kind") if isinstance(entry, dict) else None
             key = entry.get("key") if isinstance(entry, dict) else None
-            if kind == "asn" and isinstance(key, int) and not isinstance(key, bool):
-                items.append((kind, key))
-            elif kind in KINDS and kind != "asn" and isinstance(key, str) and len(key) <= 1024:
+            asn = kind == "asn" and isinstance(key, int) and not isinstance(key, bool)
+            text = kind in KINDS and kind != "asn" and isinstance(key, str) and len(key) <= 1024
+            if (asn or text) and isinstance(kind, str):
                 items.append((kind, key))
             else:
                 bad += 1

@@ -136,7 +136,8 @@ def count_rows(spec: TableSpec, counts: shapes.Counts,
                       style="dim" if key is None else "cyan" if spec.field == "ip" else ""),
                  *[cell(v, 28) for v in label],
                  cell(item.count, right=True), cell(f"{share:.1f}", right=True))
-        rows.append(Row(key, values, cells, key if spec.field == "ip" and key else None))
+        address = key if spec.field == "ip" and isinstance(key, str) else None
+        rows.append(Row(key, values, cells, address))
     return rows
 
 
