@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Sparkline, Static
 
 from portolan.text import printable
@@ -61,6 +62,10 @@ def spark_range(window: int | None) -> tuple[int, int]:
     return 3600, 60
 
 
+def _span_name(seconds: int) -> str:
+    return {3600: "1h", 86400: "24h", 604800: "7d"}.get(seconds, f"{seconds}s")
+
+
 @dataclass
 class Snapshot:
     """What one poll found."""
@@ -83,11 +88,14 @@ class TopApp(App[None]):
     """``portolan top``."""
 
     TITLE = "portolan top"
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
     Screen { layout: vertical; }
     #title { height: 1; background: $primary-background; color: $text; }
     #counters { height: 1; }
-    #spark { height: 2; margin: 0 0; }
+    #rate { height: 2; }
+    #spark-label { width: 11; height: 2; color: $text-muted; }
+    #spark { height: 2; width: 1fr; }
     #tabs { height: 1; color: $text-muted; }
     #table { height: 1fr; }
     #filter { display: none; height: 1; }
@@ -146,7 +154,9 @@ class TopApp(App[None]):
     def compose(self) -> Any:
         yield Static(id="title")
         yield Static(id="counters")
-        yield Sparkline([], id="spark")
+        with Horizontal(id="rate"):
+            yield Static(id="spark-label")
+            yield Sparkline([], id="spark")
         yield Static(id="tabs")
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter: type to narrow the table", id="filter",
@@ -255,6 +265,10 @@ class TopApp(App[None]):
         self.snapshot = snap
         self._draw_counters(snap)
         self.query_one("#spark", Sparkline).data = snap.spark or [0.0]
+        span = spark_range(self.window[1])[0]
+        label = Text(f"events/s\n{_span_name(span)} ", style="dim")
+        label.append(f"{max(snap.spark or [0.0]):.3g}", style="bold")
+        self.query_one("#spark-label", Static).update(label)
         self._draw_rows()
         self._draw_title()
 
@@ -297,9 +311,6 @@ class TopApp(App[None]):
             style = "bold reverse" if t is self.spec else ""
             text.append(f"{i + 1}", style="bold yellow")
             text.append(f" {t.title} ", style=style)
-        if self.filter_text:
-            text.append(" /", style="bold")
-            text.append(printable(self.filter_text, 20), style="bold")
         self.query_one("#tabs", Static).update(text)
 
     def _set_columns(self) -> None:
@@ -346,6 +357,11 @@ class TopApp(App[None]):
             return
         self.spec = spec
         self.shown_rows = []
+        box = self.query_one("#filter", Input)
+        if box.value:
+            box.value = ""  # a filter belongs to the table it was typed for
+            box.remove_class("shown")
+        self.filter_text = ""
         if self.snapshot is not None:
             self.snapshot.rows = []
         self._set_columns()
@@ -358,11 +374,11 @@ class TopApp(App[None]):
         self.action_show(tables.TABLES[(index + step) % len(tables.TABLES)].name)
 
     def action_sort(self) -> None:
-        column = self.sort[self.spec.name][0]
-        column = (column + 1) % len(self.spec.columns)
-        if not self.spec.columns[column]:
-            column = (column + 1) % len(self.spec.columns)
-        self.sort[self.spec.name] = (column, column in self.spec.numeric)
+        spec = self.spec
+        column = self.sort[spec.name][0]
+        later = [c for c in spec.sortable if c > column]
+        column = later[0] if later else spec.sortable[0]
+        self.sort[spec.name] = (column, column in spec.descending)
         self._set_columns()
         self._draw_rows()
 
@@ -391,7 +407,6 @@ class TopApp(App[None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
         self._draw_rows()
-        self._draw_tabs()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         box = self.query_one("#filter", Input)

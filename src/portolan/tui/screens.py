@@ -25,17 +25,16 @@ if TYPE_CHECKING:
 
 #: The keys of the main screen, as the help screen lists them.
 KEYS: tuple[tuple[str, str], ...] = (
-    ("1-9, tab", "switch table: events, countries, ASNs, addresses, users, services, "
-                 "ports, HTTP hosts, active sessions"),
-    ("/", "filter the table by typing (enter keeps it, escape clears it)"),
+    ("1-9, tab", "switch table (the bar above the table names them)"),
+    ("/", "filter rows by typing; enter keeps it, escape clears it"),
     ("s / r", "sort by the next column / reverse the order"),
-    ("w / W", "time window: longer / shorter (5m, 1h, 24h, 7d, all)"),
-    ("space", "select or unselect a row for export (addresses, hosts, countries, ASNs)"),
-    ("e", "export the selection now (TSV file; metrics update on their own)"),
+    ("w / W", "time window longer / shorter: 5m 1h 24h 7d all"),
+    ("space", "select a row for export (ips, hosts, countries, asns)"),
+    ("e", "export now: TSV file and metrics"),
     ("c", "clear the selection"),
-    ("enter", "open the address of the row: its story; * stars it"),
+    ("enter", "open the row's address: its story (* stars it)"),
     ("p", "pause or resume live updates"),
-    ("?", "this list"),
+    ("?", "this list (any key closes it)"),
     ("q", "quit"),
 )
 
@@ -59,7 +58,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{key:>9}  ", style="bold yellow")
             text.append(what + "\n")
         if self.extra:
-            text.append("\n" + self.extra, style="dim")
+            text.append("\n" + "\n".join(printable(line, 74)
+                                          for line in self.extra.splitlines()), style="dim")
         yield Static(text, id="help")
 
     def on_key(self, event: Any) -> None:

@@ -64,33 +64,45 @@ class TableSpec:
     ``asn``); None when rows cannot be selected."""
     numeric: tuple[int, ...] = ()
     """Columns shown right-aligned."""
+    sortable: tuple[int, ...] = ()
+    """Columns that ``s`` steps through, in order."""
+    descending: tuple[int, ...] = ()
+    """Columns sorted largest (newest) first when chosen."""
     default_sort: int = 0
     default_reverse: bool = False
+    hide_none: bool = True
+    """Leave out the events without an item (no user name, not HTTP); shares are then of
+    the events with one."""
 
 
 def _counts_spec(name: str, title: str, field: str, key_title: str, *,
-                 label: str | None = None, select: str | None = None) -> TableSpec:
+                 label: str | None = None, select: str | None = None,
+                 hide_none: bool = True) -> TableSpec:
     columns = ("", key_title, *((label,) if label else ()), "events", "%")
     n = len(columns)
     return TableSpec(name, title, columns, field=field, select=select,
-                     numeric=(n - 2, n - 1), default_sort=n - 2, default_reverse=True)
+                     numeric=(n - 2, n - 1), sortable=tuple(range(1, n - 1)),
+                     descending=(n - 2,), default_sort=n - 2, default_reverse=True,
+                     hide_none=hide_none)
 
 
 #: Every table, in the order of their keys (1 to 9).
 TABLES: Final[tuple[TableSpec, ...]] = (
     TableSpec("events", "events", ("time", "service", "action", "address", "cc", "user",
-                                   "detail"), default_sort=0, default_reverse=True),
+                                   "detail"), sortable=(0, 1, 2, 3, 4, 5, 6),
+              descending=(0,), default_sort=0, default_reverse=True),
     _counts_spec("countries", "countries", "country", "cc", label="country",
-                 select="country"),
-    _counts_spec("asns", "asns", "asn", "asn", label="organisation", select="asn"),
+                 select="country", hide_none=False),
+    _counts_spec("asns", "asns", "asn", "asn", label="organisation", select="asn",
+                 hide_none=False),
     _counts_spec("ips", "ips", "ip", "address", select="ip"),
     _counts_spec("users", "users", "user", "user tried"),
     _counts_spec("services", "services", "service", "service"),
     _counts_spec("ports", "ports", "dst_port", "port"),
     _counts_spec("hosts", "hosts", "host", "http host", select="host"),
     TableSpec("active", "active", ("since", "service", "address", "port", "user", "cc",
-                                   "open"), numeric=(3, 6), default_sort=0,
-              default_reverse=True),
+                                   "open"), numeric=(3, 6), sortable=(0, 1, 2, 3, 4, 5, 6),
+              descending=(0, 6), default_sort=0, default_reverse=True),
 )
 BY_NAME: Final = {t.name: t for t in TABLES}
 
@@ -124,8 +136,13 @@ def event_rows(events: Iterable[Event]) -> list[Row]:
 def count_rows(spec: TableSpec, counts: shapes.Counts,
                selected: Callable[[Any], bool]) -> list[Row]:
     rows = []
-    total = counts.total or 1
-    for item in counts.items:
+    items = counts.items
+    total = counts.total
+    if spec.hide_none:
+        total -= sum(i.count for i in items if i.key is None)
+        items = [i for i in items if i.key is not None]
+    total = max(total, 1)
+    for item in items:
         key = item.key
         share = 100.0 * item.count / total
         mark = spec.select is not None and key is not None and selected(key)
