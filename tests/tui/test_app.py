@@ -265,6 +265,9 @@ async def test_story_and_star(feed: Feed, filled_store: Store, tmp_path: Path) -
         assert ESCAPED_USER in text
         assert "\x1b" not in text
 
+        await pilot.press("space", "w")  # keys of the tables do nothing here
+        assert len(app.selection) == 0
+        assert app.window[0] == "1h"
         await pilot.press("asterisk")
 
         def starred() -> bool:

@@ -343,6 +343,17 @@ class TopApp(App[None]):
 
     # -- actions -----------------------------------------------------------------------
 
+    _MAIN_ONLY: ClassVar[frozenset[str]] = frozenset({
+        "filter", "select", "window", "sort", "reverse", "export", "clear_selection",
+        "pause", "table", "show"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The keys of the tables act only while the tables are on screen (not under an
+        address's story)."""
+        if action in self._MAIN_ONLY:
+            return self.screen is self.default_screen
+        return True
+
     def action_help(self) -> None:
         extra = f"selection: {self.selection.path}\nTSV export: {self.tsv_path}"
         if self.metrics_port is not None and self.metrics is not None:
