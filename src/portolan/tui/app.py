@@ -82,6 +82,7 @@ class Snapshot:
     spark: list[float] = field(default_factory=list)
     measured: list[Measured] | None = None
     error: str | None = None
+    generation: int = 0
 
 
 class TopApp(App[None]):
@@ -147,7 +148,9 @@ class TopApp(App[None]):
         self.measured: list[Measured] = []
         self.tsv_path = data_dir / TSV_FILE
         self._measured_at = -1e9
-        self._polls = 0
+        self._generation = 0
+        self._wanted = 0
+        self._in_flight = 0
 
     # -- layout ------------------------------------------------------------------------
 
@@ -177,7 +180,7 @@ class TopApp(App[None]):
         self._draw_title()
         self._draw_tabs()
         self.poll()
-        self.set_interval(self.refresh_seconds, self.poll)
+        self.set_interval(self.refresh_seconds, self.tick)
 
     def on_unmount(self) -> None:
         self.exporter.stop()
@@ -192,23 +195,33 @@ class TopApp(App[None]):
 
     # -- polling -----------------------------------------------------------------------
 
-    def poll(self, *, force_measure: bool = False) -> None:
-        """Start a fetch in a worker thread (the newest one wins)."""
-        if self.paused and not force_measure:
-            return
+    def tick(self) -> None:
+        """The timer: poll, unless paused or the previous poll is still under way (a slow
+        store or server gets no pile of queries)."""
+        if not self.paused and self._in_flight == 0:
+            self.poll(changed=False)
+
+    def poll(self, *, changed: bool = True, force_measure: bool = False) -> None:
+        """Start a fetch in a worker thread. After a change (table, window, selection)
+        the answers of polls started before it are dropped."""
         due = force_measure or time.monotonic() - self._measured_at >= EXPORT_EVERY
         items = list(self.selection.items) if due else None
         if due:
             self._measured_at = time.monotonic()
+        self._generation += 1
+        if changed:
+            self._wanted = self._generation
+        self._in_flight += 1
         spec, window, chosen = self.spec, self.window, frozenset(self.selection.items)
-        self.run_worker(lambda: self._fetch(spec, window, chosen, items), thread=True,
-                        exclusive=True, group="poll")
+        generation = self._generation
+        self.run_worker(lambda: self._fetch(spec, window, chosen, items, generation),
+                        thread=True, group="poll")
 
     def _fetch(self, spec: tables.TableSpec, window: tuple[str, int | None],
-               chosen: frozenset[Item], items: list[Item] | None) -> None:
+               chosen: frozenset[Item], items: list[Item] | None, generation: int) -> None:
         now = self.now()
         since = None if window[1] is None else now - dt.timedelta(seconds=window[1])
-        snap = Snapshot(when=now, table=spec.name)
+        snap = Snapshot(when=now, table=spec.name, generation=generation)
         try:
             self._fill(snap, spec, since, now, chosen)
             if items is not None:
@@ -243,7 +256,9 @@ class TopApp(App[None]):
             snap.rows = tables.session_rows(active[:ROWS], now)
 
     def _apply(self, snap: Snapshot) -> None:
-        self._polls += 1
+        self._in_flight -= 1
+        if snap.generation < self._wanted:
+            return
         if snap.measured is not None and snap.error is None:
             self.measured = snap.measured
             self.exporter.update(snap.measured)
