@@ -106,7 +106,7 @@ def main() -> None:
         def refresh() -> None:
             now = dt.datetime.now(dt.UTC)
             snap = Snapshot(when=now, table=spec.name)
-            app._fill(snap, spec, None, now, frozenset())
+            app._fill(snap, spec, None, now, frozenset())  # window: all
             assert snap.events == stored, (snap.events, stored)
 
         refresh()

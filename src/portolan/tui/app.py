@@ -72,6 +72,7 @@ class Snapshot:
 
     when: dt.datetime
     table: str
+    window: str = ""
     rows: list[tables.Row] = field(default_factory=list)
     events: int = 0
     failed: int = 0
@@ -189,10 +190,6 @@ class TopApp(App[None]):
     def window(self) -> tuple[str, int | None]:
         return WINDOWS[self.window_index]
 
-    def since(self, now: dt.datetime) -> dt.datetime | None:
-        seconds = self.window[1]
-        return None if seconds is None else now - dt.timedelta(seconds=seconds)
-
     # -- polling -----------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -221,18 +218,20 @@ class TopApp(App[None]):
                chosen: frozenset[Item], items: list[Item] | None, generation: int) -> None:
         now = self.now()
         since = None if window[1] is None else now - dt.timedelta(seconds=window[1])
-        snap = Snapshot(when=now, table=spec.name, generation=generation)
+        snap = Snapshot(when=now, table=spec.name, window=window[0], generation=generation)
         try:
-            self._fill(snap, spec, since, now, chosen)
+            self._fill(snap, spec, window[1], now, chosen)
             if items is not None:
                 snap.measured = measure(self.feed, items, since)
         except FeedError as exc:
             snap.error = str(exc)
         self.call_from_thread(self._apply, snap)
 
-    def _fill(self, snap: Snapshot, spec: tables.TableSpec, since: dt.datetime | None,
+    def _fill(self, snap: Snapshot, spec: tables.TableSpec, window: int | None,
               now: dt.datetime, chosen: frozenset[Item]) -> None:
+        """Ask the feed what one refresh shows (in a worker thread: no screen access)."""
         feed = self.feed
+        since = None if window is None else now - dt.timedelta(seconds=window)
         actions = feed.counts("action", since, 50)
         snap.events = actions.total
         snap.failed = sum(i.count for i in actions.items if i.key in _FAILED)
@@ -241,7 +240,7 @@ class TopApp(App[None]):
                               if i.key is not None])
         active = feed.active(1000)
         snap.active = len(active)
-        span, step = spark_range(self.window[1])
+        span, step = spark_range(window)
         series = feed.series(now - dt.timedelta(seconds=span), step, now)
         snap.spark = [p.count / step for p in series.points]
         full = [p for p in series.points if p.t + dt.timedelta(seconds=step) <= now]
@@ -263,7 +262,7 @@ class TopApp(App[None]):
             self.measured = snap.measured
             self.exporter.update(snap.measured)
             try:
-                write_tsv(self.tsv_path, snap.measured, self.window[0], snap.when)
+                write_tsv(self.tsv_path, snap.measured, snap.window, snap.when)
             except OSError as exc:
                 self.notify(f"{self.tsv_path}: {exc.strerror or exc}", severity="error",
                             markup=False)
