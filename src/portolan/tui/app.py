@@ -101,7 +101,6 @@ class TopApp(App[None]):
     #tabs { height: 1; color: $text-muted; }
     #table { height: 1fr; }
     #filter { display: none; height: 1; }
-    #filter.shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
@@ -385,7 +384,7 @@ class TopApp(App[None]):
         box = self.query_one("#filter", Input)
         if box.value:
             box.value = ""  # a filter belongs to the table it was typed for
-            box.remove_class("shown")
+            box.display = False
         self.filter_text = ""
         if self.snapshot is not None:
             self.snapshot.rows = []
@@ -426,8 +425,10 @@ class TopApp(App[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        box.add_class("shown")
-        box.focus()
+        box.display = True
+        # at once, not later: keys typed right after "/" (a paste, a slow link) go to
+        # the box, not to the table's keys
+        self.screen.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
@@ -436,15 +437,20 @@ class TopApp(App[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         box = self.query_one("#filter", Input)
         if not box.value:
-            box.remove_class("shown")
+            box.display = False
         self.query_one("#table", DataTable).focus()
 
     def on_key(self, event: Any) -> None:
         box = self.query_one("#filter", Input)
+        if box.display and not box.has_focus and event.is_printable and event.character:
+            # typed right after "/", before the box had the focus (a paste, a slow link)
+            event.stop()
+            box.insert_text_at_cursor(event.character)
+            return
         if event.key == "escape" and box.has_focus:
             event.stop()
             box.value = ""
-            box.remove_class("shown")
+            box.display = False
             self.query_one("#table", DataTable).focus()
 
     def current_row(self) -> tables.Row | None:
