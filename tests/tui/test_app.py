@@ -316,3 +316,26 @@ async def test_metrics_port_taken_is_reported(filled_store: Store, tmp_path: Pat
             assert app.metrics_error and str(port) in app.metrics_error
             await pilot.press("question_mark")
             assert await on_screen(app, str(port))
+
+
+async def test_keys_typed_before_the_filter_has_the_focus_go_to_it(
+        filled_store: Store, tmp_path: Path) -> None:
+    from textual.widgets import Input
+
+    app = make_app(StoreFeed(filled_store), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await shows(app, "ips", 4)
+        box = app.query_one("#filter", Input)
+        box.display = True  # what "/" does first; the focus follows a moment later
+        app.filter_pending = True
+        assert not box.has_focus
+        await pilot.press("2", "0", "3", "q")
+        assert box.value == "203q"
+        assert app.is_running
+        assert app.spec.name == "ips"
+        box.focus()  # as it comes
+        await pilot.press("backspace")
+        assert box.value == "203"
+        assert not app.filter_pending
+        assert {r.key for r in app.shown_rows} == {"203.0.113.5", "203.0.113.9"}

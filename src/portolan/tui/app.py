@@ -138,6 +138,8 @@ class TopApp(App[None]):
         self.sort: dict[str, tuple[int, bool]] = {
             t.name: (t.default_sort, t.default_reverse) for t in tables.TABLES}
         self.filter_text = ""
+        self.filter_pending = False
+        """"/" was pressed and the filter box has not had the focus yet."""
         self.paused = False
         self.snapshot: Snapshot | None = None
         self.shown_rows: list[tables.Row] = []
@@ -163,7 +165,7 @@ class TopApp(App[None]):
         yield Static(id="tabs")
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter: type to narrow the table", id="filter",
-                    compact=True)
+                    compact=True, select_on_focus=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -363,6 +365,8 @@ class TopApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The keys of the tables act only while the tables are on screen (not under an
         address's story)."""
+        if self.filter_pending and action in self._MAIN_ONLY | {"quit", "help"}:
+            return False
         if action in self._MAIN_ONLY:
             return self.screen is self.default_screen
         return True
@@ -426,8 +430,9 @@ class TopApp(App[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        # at once, not later: keys typed right after "/" (a paste, a slow link) go to
-        # the box, not to the table's keys
+        # keys typed right after "/" (a paste, a slow link) may come before the box has
+        # the focus: they go to the box too, not to the table's keys
+        self.filter_pending = True
         self.screen.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -442,8 +447,9 @@ class TopApp(App[None]):
 
     def on_key(self, event: Any) -> None:
         box = self.query_one("#filter", Input)
-        if box.display and not box.has_focus and event.is_printable and event.character:
-            # typed right after "/", before the box had the focus (a paste, a slow link)
+        if box.has_focus:
+            self.filter_pending = False
+        elif self.filter_pending and event.is_printable and event.character:
             event.stop()
             box.insert_text_at_cursor(event.character)
             return
