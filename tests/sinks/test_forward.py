@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from portolan.event import Event, make_id
+from portolan.event import Event, encode, make_id
 from portolan.pipeline import Pipeline
 from portolan.sinks.forward import Collector, ForwardSection, ForwardSink, Spool
 from portolan.sources.base import Emitter
-from portolan.store import Store
+from portolan.store import EventFilter, Store
 from tests.waiting import eventually, eventually_sync
 
 T0 = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
@@ -186,3 +186,39 @@ def test_spool_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
     assert make_id("s1", spool.dropped).encode() in oldest_kept
     again = Spool(tmp_path / "spool.db", max_bytes=200_000)
     assert (again.depth, again.bytes) == (spool.depth, spool.bytes)
+
+
+async def test_collector_keeps_what_the_sensor_says_and_flags_a_skewed_clock(
+    collector: CollectorProcess, tmp_path: Path
+) -> None:
+    from portolan import __version__
+
+    collector.start()
+    token = collector.token()
+    sink = sink_for(collector, token, tmp_path / "spool.db")
+    await Pipeline([Batches([events(0, 10)])], [], [sink]).run()
+    client = httpx.AsyncClient(base_url=collector.url)
+    (sensor,) = (await client.get("/api/v1/sensors")).json()["sensors"]
+    assert sensor["name"] == "s1"
+    assert sensor["version"] == __version__
+    assert sensor["spool_depth"] is not None
+    assert abs(sensor["clock_offset_seconds"]) < 30
+    # a sensor whose clock is ten minutes slow: its events are flagged, ts kept as sent
+    late = events(100, 3, sensor="slow")
+    body = b"".join(e_json + b"\n" for e_json in (encode(e) for e in late))
+    sent_at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat()
+    r = await client.post("/api/v1/ingest", content=body, headers={
+        "Authorization": f"Bearer {token}", "X-Portolan-Sensor": "slow",
+        "X-Portolan-Sent-At": sent_at, "X-Portolan-Version": "<b>bad</b>"})
+    assert r.status_code == 200, r.text
+    store = Store(collector.db_url)
+    flagged = store.events(EventFilter(sensor="slow"))
+    store.close()
+    assert len(flagged) == 3
+    assert all(590 < e.attrs["clock_skew_s"] < 700 for e in flagged)
+    assert {e.ts for e in flagged} == {e.ts for e in late}
+    answer = (await client.get("/api/v1/sensors")).json()["sensors"]
+    await client.aclose()
+    slow = {s["name"]: s for s in answer}
+    assert slow["slow"]["version"] is None  # not a version: not kept
+    assert 590 < slow["slow"]["clock_offset_seconds"] < 700

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portolan.event import Event, EventError, decode_lines, decode_many
+from portolan.server import senders
 from portolan.server.context import ServerState, json_response, problem
 from portolan.server.shapes import IngestResult
 from portolan.store import StoreError, WriteResult
@@ -139,8 +140,12 @@ async def ingest(request: Request) -> Response:
         return _count(st, problem(400, str(exc), **_offending(body, str(exc))))
     if not events:
         return _count(st, json_response(IngestResult(received=0, stored=0, duplicates=0)))
+    report = senders.read(request.headers, st.runtime.now())
+    senders.flag_skew(report, events)
     try:
         result = await run_in_threadpool(_store, st, events)
+        if report is not None:
+            await run_in_threadpool(senders.record, st.store, report)
     except StoreError as exc:
         return _count(st, problem(503, f"the store is unavailable: {exc}"))
     except Exception as exc:

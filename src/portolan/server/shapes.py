@@ -181,6 +181,13 @@ class Sensor(msgspec.Struct, kw_only=True):
     """Over the last five minutes."""
     lag_seconds: float | None
     """How far its newest event was behind the time it was stored."""
+    version: str | None = None
+    """Portolan version of a forwarding sensor."""
+    spool_depth: int | None = None
+    """Events waiting in a forwarding sensor's spool when it last sent."""
+    clock_offset_seconds: float | None = None
+    """Collector's clock minus the sensor's (network delay included); past a minute the
+    sensor's events are flagged with ``attrs.clock_skew_s``."""
 
 
 class Sensors(msgspec.Struct, kw_only=True):

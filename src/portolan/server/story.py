@@ -8,6 +8,7 @@ destination of an outbound connection.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -114,6 +115,13 @@ def addresses(conn: Connection, *, starred: bool | None, limit: int) -> list[dic
     return [_address(r) for r in conn.execute(q).mappings()]
 
 
+def _reported(attrs: str | None) -> dict[str, Any]:
+    """What a forwarding sensor said about itself (see :mod:`portolan.server.senders`)."""
+    known = json.loads(attrs) if attrs else {}
+    return {"spool_depth": known.get("spool_depth"),
+            "clock_offset_seconds": known.get("clock_offset_s")}
+
+
 def sensors(conn: Connection, now: dt.datetime) -> list[dict[str, Any]]:
     """Every sensor, with its event rate over the last five minutes and its lag."""
     S = schema.sensors
@@ -135,5 +143,7 @@ def sensors(conn: Connection, now: dt.datetime) -> list[dict[str, Any]]:
             "events": int(row["events"]),
             "events_per_second": round(int(rates.get(row["name"], 0)) / 300, 3),
             "lag_seconds": lag,
+            "version": row["version"],
+            **_reported(row["attrs"]),
         })
     return out
