@@ -59,6 +59,11 @@ class Store:
         self.display = safe_url(make_url(text))
         self.dialect = self.url.get_backend_name()
         self.engine: Engine = create(self.url)
+        # Parts that keep tables beside the events (rollups) register write hooks when
+        # imported: load them, so that every writer keeps those tables in step.
+        from portolan.plugins import load_all
+
+        load_all()
 
     @property
     def where(self) -> str:

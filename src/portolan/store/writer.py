@@ -243,7 +243,11 @@ def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> No
     t = schema.sensors
     _upsert(conn, t, list(agg.values()), "name", lambda x: {
         "last_seen": x.last_seen,
-        "last_event_ts": _greatest(conn, sa.func.coalesce(t.c.last_event_ts, 0), x.last_event_ts),
+        # a literal, not a bound parameter: PyMySQL's executemany cannot take parameters
+        # in the ON DUPLICATE KEY UPDATE clause
+        "last_event_ts": _greatest(conn, sa.func.coalesce(t.c.last_event_ts,
+                                                          sa.literal_column("0")),
+                                   x.last_event_ts),
         "events": t.c.events + x.events,
     })
 
