@@ -110,10 +110,7 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${fmtDuration(s)} ago`;
 }
 
-/** A flag emoji for a two-letter country code (text, so nothing to load). */
+/** A country code to show beside a name (letters: flag emoji need a font not every system has). */
 export function flag(code: string | null | undefined): string {
-  if (!code || !/^[A-Za-z]{2}$/.test(code)) return "";
-  const base = 0x1f1e6 - 65;
-  const up = code.toUpperCase();
-  return String.fromCodePoint(base + up.charCodeAt(0), base + up.charCodeAt(1));
+  return code && /^[A-Za-z]{2}$/.test(code) ? code.toUpperCase() : "";
 }

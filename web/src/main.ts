@@ -142,6 +142,7 @@ function route(): void {
   const path = location.pathname;
   const found = ROUTES.map(([re, view]) => [re.exec(path), view] as const).find(([m]) => m);
   main.replaceChildren();
+  delete main.dataset.ready;
   const ctx: Ctx = {
     info, live, navigate, setFilter, signal: controller.signal,
     every: (ms, fn) => { const t = window.setInterval(fn, ms); leave.push(() => clearInterval(t)); },

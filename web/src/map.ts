@@ -50,11 +50,23 @@ function countryShapes(): Map<string, CountryShape> {
   const out = new Map<string, CountryShape>();
   for (const f of fc.features) {
     const code = f.id == null ? undefined : countries.numericToAlpha2(String(f.id).padStart(3, "0"));
-    if (!code) continue;
+    if (!code || code === "AQ") continue;  // nobody connects from Antarctica; it takes room
+    unwrap(f.geometry);
     out.set(code, { feature: f, centre: centreOf(f.geometry) });
   }
   shapesCache = out;
   return out;
+}
+
+/** Rings that cross the antimeridian (Russia, Fiji) continue past 180 degrees east instead
+ * of jumping back to -180, which would draw a band across the whole map. */
+function unwrap(g: Geometry): void {
+  const rings = g.type === "Polygon" ? g.coordinates : g.type === "MultiPolygon" ? g.coordinates.flat() : [];
+  for (const ring of rings) {
+    let lo = 180, hi = -180;
+    for (const [x] of ring) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+    if (hi - lo > 180) for (const pt of ring) if (pt[0] < 0) pt[0] += 360;
+  }
 }
 
 function centreOf(g: Geometry): L.LatLng {
@@ -117,7 +129,7 @@ export class WorldMap {
       worldCopyJump: true, minZoom: 1, maxZoom: 12, zoomSnap: 0.5, renderer,
       attributionControl: !!opts.tileUrl, preferCanvas: true,
       keyboard: true,
-    }).setView([25, 10], opts.compact ? 2 : 1.5);
+    }).fitBounds([[-50, -160], [72, 175]]);
     container.setAttribute("aria-label", "World map of where connections come from");
     if (opts.tileUrl) {
       L.tileLayer(opts.tileUrl, { maxZoom: 19, attribution: "map tiles: as configured" }).addTo(this.map);
@@ -137,6 +149,7 @@ export class WorldMap {
         },
       },
     ).addTo(this.map);
+    container.dataset.countries = String(this.countryLayer.getLayers().length);
     const clusterOpts = (outbound: boolean): L.MarkerClusterGroupOptions => ({
       showCoverageOnHover: false, maxClusterRadius: 45, chunkedLoading: true,
       iconCreateFunction: (cluster) => this.clusterIcon(cluster, outbound),

@@ -50,7 +50,7 @@ export function eventRow(e: PortolanEvent, fresh = false): HTMLTableRowElement {
     h("td", { class: "mono nowrap" }, fmtTime(e.ts).slice(11, 19)),
     h("td", null, badge(e.action)),
     h("td", null, printable(e.service, 20), port != null ? h("span", { class: "muted" }, `:${port}`) : null),
-    h("td", { class: "nowrap" }, ipLink(remote), " ", h("span", { title: e.country_name ?? "" }, flag(e.country))),
+    h("td", { class: "nowrap" }, ipLink(remote), " ", h("span", { class: "cc", title: e.country_name ?? "" }, flag(e.country))),
     h("td", { class: "user" }, e.user != null ? printable(e.user, 64) : ""),
     h("td", { class: "detail" }, eventDetail(e)),
   );
@@ -69,7 +69,10 @@ export function topList(counts: Counts | null, opts: {
   href?: (item: CountItem) => string | null;
   onPick?: (item: CountItem) => void;
   empty?: string;
+  /** Leave out the events that have no value (no user name...). */
+  skipNone?: boolean;
 }): HTMLElement {
+  if (counts && opts.skipNone) counts = { ...counts, items: counts.items.filter((i) => i.key != null && i.key !== "") };
   if (!counts || counts.items.length === 0) return message("empty", opts.empty ?? "Nothing in this range.");
   const max = Math.max(1, ...counts.items.map((i) => i.count));
   const list = h("ol", { class: "top" });

@@ -37,16 +37,16 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
     h("div", { class: "grid two" },
       card("World map", mapEl),
       card("Events over time", h("div", { class: "chart" }, chartCanvas))),
-    h("div", { class: "grid three" },
-      card("Top countries", tops.country), card("Top networks (ASN)", tops.asn), card("Top addresses", tops.ip),
-      card("User names tried", tops.user), card("Services", tops.service), card("Ports", tops.dst_port)),
     card("Live feed",
-      h("div", { class: "scroll" },
+      h("div", { class: "scroll feed" },
         h("table", { class: "events", id: "feed" },
           h("caption", { class: "sr-only" }, "Newest events"),
           h("thead", null, h("tr", null, ["Time (UTC)", "Action", "Service", "Address", "User", "Detail"].map((t) => h("th", { scope: "col" }, t)))),
           feedBody)),
       feedNote),
+    h("div", { class: "grid three" },
+      card("Top countries", tops.country), card("Top networks (ASN)", tops.asn), card("Top addresses", tops.ip),
+      card("User names tried", tops.user), card("Services", tops.service), card("Ports", tops.dst_port)),
   );
 
   const map = new WorldMap(mapEl, {
@@ -58,6 +58,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   ctx.onLeave(() => chart?.destroy());
 
   let series: Series | null = null;
+  let minutes: Series | null = null;
   let totalCount = 0;
   const liveTimes: number[] = [];
   const opened = Date.now();
@@ -65,7 +66,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   const drawRate = () => {
     const now = Date.now();
     while (liveTimes.length && liveTimes[0] < now - 60_000) liveTimes.shift();
-    const base = series && series.step === 60 && series.points.length > 1 ? series.points[series.points.length - 2].count : null;
+    const base = minutes && minutes.points.length > 1 ? minutes.points[minutes.points.length - 2].count : null;
     if (now - opened >= 60_000 || base === null) {
       rate.textContent = now - opened >= 60_000 || liveTimes.length ? fmt(liveTimes.length) : "\u2013";
     } else {
@@ -74,7 +75,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
 
   const loadTops = async () => {
-    const fields: [string, number][] = [["country", 10], ["asn", 10], ["ip", 10], ["user", 10], ["service", 10], ["dst_port", 10]];
+    const fields: [string, number][] = [["country", 10], ["asn", 10], ["ip", 10], ["user", 11], ["service", 10], ["dst_port", 10]];
     const results = await Promise.all(fields.map(([f, n]) => loadCounts(f, n, ctx.signal)));
     const byField = Object.fromEntries(fields.map(([f], i) => [f, results[i]])) as Record<string, Counts | null>;
     tops.country.replaceChildren(topList(byField.country, {
@@ -86,7 +87,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       onPick: (i) => ctx.setFilter("asn", String(i.key)),
     }));
     tops.ip.replaceChildren(topList(byField.ip, { href: (i) => (i.key ? ipHref(String(i.key)) : null) }));
-    tops.user.replaceChildren(topList(byField.user, { onPick: (i) => ctx.setFilter("user", String(i.key)), empty: "No user names in this range." }));
+    tops.user.replaceChildren(topList(byField.user, { skipNone: true, onPick: (i) => ctx.setFilter("user", String(i.key)), empty: "No user names in this range." }));
     tops.service.replaceChildren(topList(byField.service, { onPick: (i) => ctx.setFilter("service", String(i.key)) }));
     tops.dst_port.replaceChildren(topList(byField.dst_port, {}));
     if (byField.country) map.setCountryCounts((await loadCounts("country", 300, ctx.signal))?.items ?? byField.country.items);
@@ -103,6 +104,13 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       const r = await get<{ sessions: unknown[] }>("/sessions/active", apiParams({ limit: "1000" }), ctx.signal);
       active.textContent = fmt(r.sessions.length) + (r.sessions.length >= 1000 ? "+" : "");
     } catch { active.textContent = "\u2013"; }
+  };
+
+  const loadRate = async () => {
+    const p = apiParams({ since: "5m", step: "60" });
+    p.delete("until");
+    try { minutes = await get<Series>("/series", p, ctx.signal); } catch { minutes = null; }
+    drawRate();
   };
 
   const loadChart = async () => {
@@ -156,7 +164,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
 
   ctx.every(1000, drawRate);
-  ctx.every(30_000, () => { loadTops(); loadChart(); loadUnique(); loadActive(); });
-  await Promise.all([loadChart(), loadTops(), loadUnique(), loadActive(), loadMap()]);
+  ctx.every(30_000, () => { loadTops(); loadChart(); loadUnique(); loadActive(); loadRate(); });
+  await Promise.all([loadRate(), loadChart(), loadTops(), loadUnique(), loadActive(), loadMap()]);
   root.dataset.ready = "1";
 }
