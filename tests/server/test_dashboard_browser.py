@@ -234,6 +234,8 @@ def test_every_view_loads_and_is_saved(browser: Browser, tmp_path: Path, dash: D
     page.locator("#main-map .pin:not(.cluster)").first.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector(".leaflet-popup .popup a[href^='/ip/']")
+    page.wait_for_function("getComputedStyle(document.querySelector('.leaflet-popup')).opacity"
+                           " === '1'")
     browser.shot("map")
 
     browser.goto("/sessions")

@@ -90,14 +90,20 @@ function centreOf(g: Geometry): L.LatLng {
 export function kindOf(place: Place, starred: Set<string>): Kind {
   if (place.direction === "outbound") return "outbound";
   for (const ip of place.ips.keys()) if (starred.has(ip)) return "starred";
-  let failed = 0, ok = 0;
+  let failed = 0, ok = 0, other = 0;
   for (const [action, n] of place.actions) {
     if (FAILED.has(action)) failed += n;
     else if (SUCCEEDED.has(action)) ok += n;
+    else other += n;
   }
-  if (ok > 0) return "succeeded";
-  if (failed > 0) return "failed";
-  return "probe";
+  if (ok > failed && ok > other) return "succeeded";
+  return failed >= other ? "failed" : "probe";
+}
+
+/** Places where someone logged in get a ring, whatever most of their events were. */
+function loggedIn(place: Place): boolean {
+  for (const action of place.actions.keys()) if (SUCCEEDED.has(action)) return true;
+  return false;
 }
 
 function radius(count: number): number {
@@ -174,7 +180,7 @@ export class WorldMap {
     return {
       weight: 0.6,
       color: dark ? "#4b5563" : "#94a3b8",
-      fillColor: count > 0 ? (dark ? `rgba(56, 189, 248, ${t})` : `rgba(2, 132, 199, ${t})`) : (dark ? "#1f2937" : "#e5e7eb"),
+      fillColor: count > 0 ? (dark ? `rgba(56, 189, 248, ${t})` : `rgba(2, 132, 199, ${t})`) : (dark ? "#1e293b" : "#f8fafc"),
       fillOpacity: this.opts.tileUrl ? 0.45 : 1,
     };
   }
@@ -279,7 +285,7 @@ export class WorldMap {
 
   fitPlaces(): void {
     const pts = [...this.places.values()].map((p) => L.latLng(p.lat, p.lon));
-    if (pts.length) this.map.fitBounds(L.latLngBounds(pts).pad(0.3), { maxZoom: 5 });
+    if (pts.length) this.map.fitBounds(L.latLngBounds(pts).pad(0.3), { maxZoom: 3 });
   }
 
   private redrawHeat(): void {
@@ -294,7 +300,7 @@ export class WorldMap {
     const size = radius(place.count);
     const label = h("span", null, place.count > 999 ? `${Math.round(place.count / 100) / 10}k` : String(place.count));
     return L.divIcon({
-      html: label, className: `pin pin-${kind}`, iconSize: [size, size],
+      html: label, className: `pin pin-${kind}${loggedIn(place) ? " login" : ""}`, iconSize: [size, size],
     });
   }
 
@@ -303,7 +309,7 @@ export class WorldMap {
     const where = [place.city, place.countryName || place.country].filter(Boolean).join(", ");
     const m = L.marker([place.lat, place.lon], {
       icon: this.icon(place), keyboard: true,
-      title: `${printable(where || "unknown place", 80)}: ${place.count} events (${KIND_LABELS[kind]})`,
+      title: `${printable(where || "unknown place", 80)}: ${place.count} events (mostly ${KIND_LABELS[kind]}${loggedIn(place) ? "; someone logged in" : ""})`,
       alt: `${printable(where, 80)} ${place.count}`,
     });
     (m.options as { count?: number }).count = place.count;
@@ -339,8 +345,12 @@ export class WorldMap {
     let kind: Kind = outbound ? "outbound" : "probe";
     if (!outbound) {
       if (kinds.has("starred")) kind = "starred";
-      else if (kinds.has("succeeded")) kind = "succeeded";
-      else if ((kinds.get("failed") ?? 0) >= (kinds.get("probe") ?? 0)) kind = "failed";
+      else {
+        let best = -1;
+        for (const k of ["failed", "probe", "succeeded"] as Kind[]) {
+          if ((kinds.get(k) ?? 0) > best) { best = kinds.get(k) ?? 0; kind = k; }
+        }
+      }
     }
     const size = radius(total) + 6;
     return L.divIcon({
@@ -353,7 +363,8 @@ export class WorldMap {
     const Legend = L.Control.extend({
       onAdd: () => h("div", { class: "legend" },
         (Object.keys(KIND_LABELS) as Kind[]).map((k) =>
-          h("div", null, h("span", { class: `dot pin-${k}` }), KIND_LABELS[k]))),
+          h("div", null, h("span", { class: `dot pin-${k}` }), KIND_LABELS[k])),
+        h("div", null, h("span", { class: "dot ring" }), "someone logged in")),
     });
     return new Legend({ position: "bottomleft" });
   }

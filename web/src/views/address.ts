@@ -46,7 +46,8 @@ export async function addressView(root: HTMLElement, ctx: Ctx, ip: string): Prom
   root.append(
     h("div", { class: "ip-head" },
       h("h1", { class: "mono" }, printable(a.ip, 64)),
-      h("p", null, `${flag(a.country)} ${printable(a.country ?? "unknown country", 40)}`,
+      h("p", null, a.country ? h("span", { class: "cc" }, flag(a.country)) : "unknown country", " ",
+        printable(story.recent.find((e) => e.country_name)?.country_name ?? "", 40),
         a.asn != null ? ` \u00b7 AS${a.asn} ${printable(a.as_org ?? "", 60)}` : "", " \u00b7 ",
         h("a", { href: `/?${new URLSearchParams({ since: "30d" })}` }, "overview")),
       star),
