@@ -161,7 +161,7 @@ def test_filter_changes_what_is_shown_and_the_url(browser: Browser, dash: Dash) 
     services = {t.strip().split(":")[0] for t in
                 page.locator("#feed tbody tr td:nth-child(3)").all_inner_texts()}
     assert len(services) > 1
-    page.wait_for_function("document.querySelectorAll('#f-service option').length > 2")
+    page.wait_for_function("() => document.querySelectorAll('#f-service option').length > 2")
     page.select_option("#f-service", "http")
     page.wait_for_url(re.compile(r"[?&]service=http"))
     page.wait_for_selector("main[data-ready='1']")
@@ -234,8 +234,8 @@ def test_every_view_loads_and_is_saved(browser: Browser, tmp_path: Path, dash: D
     page.locator("#main-map .pin:not(.cluster)").first.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector(".leaflet-popup .popup a[href^='/ip/']")
-    page.wait_for_function("getComputedStyle(document.querySelector('.leaflet-popup')).opacity"
-                           " === '1'")
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
     browser.shot("map")
 
     browser.goto("/sessions")
@@ -297,3 +297,53 @@ def test_keyboard_dark_mode_and_phone(tmp_path: Path, dash: Dash) -> None:
 def test_unknown_path_gets_the_page_and_says_not_found(browser: Browser) -> None:
     browser.page.goto(browser.base + "/no/such/view")
     browser.page.get_by_role("heading", name="Not found").wait_for()
+
+
+def _png() -> bytes:
+    """A 1x1 PNG, made here (a tile)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00\x90\xc0\xe0")) + chunk(b"IEND", b""))
+
+
+def test_tiles_come_only_from_the_configured_tile_server(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    asked: list[str] = []
+    tile = _png()
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(tile)))
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{tiles.server_address[1]}/t/{{z}}/{{x}}/{{y}}.png"
+        runtime = make_runtime(tmp_path, f"sqlite:///{tmp_path / 't.db'}",
+                               server={"tile_url": url})
+        for srv in start_server(runtime):
+            for b in _launch(tmp_path, srv.url):
+                b.goto("/map")
+                b.page.wait_for_selector("#main-map img.leaflet-tile-loaded")
+                assert asked
+                assert all(re.fullmatch(r"/t/\d+/-?\d+/\d+\.png", p) for p in asked)
+    finally:
+        tiles.shutdown()
+        tiles.server_close()
