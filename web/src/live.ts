@@ -88,6 +88,8 @@ export class LiveStream {
     this.pending = [];
     this.dropped = 0;
     batch.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    // how many arrived, for anyone checking that the page keeps up (tests, benchmarks)
+    document.documentElement.dataset.liveReceived = String(this.received);
     for (const listener of this.listeners) {
       try { listener(batch, dropped); } catch (err) { console.error(err); }
     }

@@ -7,25 +7,21 @@ import type { Ctx, View } from "./ctx";
 import { fill, h, printable } from "./dom";
 import { PRESETS, current } from "./filters";
 import { live } from "./live";
-import { overview } from "./views/overview";
-import { mapView } from "./views/mapview";
-import { sessionsView } from "./views/sessions";
-import { addressView } from "./views/address";
-import { asnView } from "./views/asn";
-import { sensorsView } from "./views/sensors";
 
 const NAV: [string, string][] = [
   ["/", "Overview"], ["/map", "Map"], ["/sessions", "Sessions"], ["/asn", "Traffic per AS"],
   ["/sensors", "Sensors"],
 ];
 
-const ROUTES: [RegExp, View][] = [
-  [/^\/$/, overview],
-  [/^\/map$/, mapView],
-  [/^\/sessions$/, sessionsView],
-  [/^\/ip\/(.+)$/, addressView],
-  [/^\/asn$/, asnView],
-  [/^\/sensors$/, sensorsView],
+// each view is its own chunk, loaded when first shown: the shell paints before the map
+// library, the world's shapes and the chart library have arrived
+const ROUTES: [RegExp, () => Promise<View>][] = [
+  [/^\/$/, () => import("./views/overview").then((m) => m.overview)],
+  [/^\/map$/, () => import("./views/mapview").then((m) => m.mapView)],
+  [/^\/sessions$/, () => import("./views/sessions").then((m) => m.sessionsView)],
+  [/^\/ip\/(.+)$/, () => import("./views/address").then((m) => m.addressView)],
+  [/^\/asn$/, () => import("./views/asn").then((m) => m.asnView)],
+  [/^\/sensors$/, () => import("./views/sensors").then((m) => m.sensorsView)],
 ];
 
 let info: Info = { version: "", privacy: "full", tile_url: null, counts: [], steps: [] };
@@ -152,11 +148,12 @@ function route(): void {
     main.append(h("h1", null, "Not found"), h("p", null, "There is no such page. ", h("a", { href: "/" }, "Back to the overview")));
     return;
   }
-  const [m, view] = found;
+  const [m, load] = found;
   let arg = "";
   try { arg = m![1] ? decodeURIComponent(m![1]) : ""; } catch { arg = m![1] ?? ""; }
   live.connect();
-  Promise.resolve(view(main, ctx, arg)).catch((err) => {
+  const signal = controller.signal;
+  load().then((view) => (signal.aborted ? undefined : view(main, ctx, arg))).catch((err) => {
     if ((err as Error).name === "AbortError") return;
     main.append(h("p", { class: "state error", role: "alert" }, `Could not load this view: ${printable(String((err as Error).message ?? err), 200)}`));
   });

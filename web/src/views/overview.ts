@@ -3,11 +3,10 @@
 
 import type { Chart } from "chart.js";
 import { get, recentEvents, type Counts, type PortolanEvent, type Series } from "../api";
-import { timeChart } from "../charts";
 import { ipHref, type Ctx } from "../ctx";
 import { flag, fmt, h, printable } from "../dom";
 import { apiParams } from "../filters";
-import { WorldMap } from "../map";
+import type { WorldMap } from "../map";
 import { card, eventRow, message, topList } from "../widgets";
 import { loadCounts, loadSeries, seriesLabels } from "./common";
 
@@ -49,11 +48,13 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       card("User names tried", tops.user), card("Services", tops.service), card("Ports", tops.dst_port)),
   );
 
-  const map = new WorldMap(mapEl, {
-    tileUrl: ctx.info.tile_url, ipHref,
-    onCountry: (code) => ctx.setFilter("country", code),
-  });
-  ctx.onLeave(() => map.map.remove());
+  // the map and chart libraries load while the numbers are fetched and drawn
+  const mapModule = import("../map");
+  const chartModule = import("../charts");
+  let map: WorldMap | null = null;
+  let left = false;
+  ctx.onLeave(() => { left = true; map?.map.remove(); });
+  let countryItems: Counts["items"] | null = null;
   let chart: Chart | null = null;
   ctx.onLeave(() => chart?.destroy());
 
@@ -90,8 +91,11 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
     tops.user.replaceChildren(topList(byField.user, { skipNone: true, onPick: (i) => ctx.setFilter("user", String(i.key)), empty: "No user names in this range." }));
     tops.service.replaceChildren(topList(byField.service, { onPick: (i) => ctx.setFilter("service", String(i.key)) }));
     tops.dst_port.replaceChildren(topList(byField.dst_port, {}));
-    if (byField.country) map.setCountryCounts((await loadCounts("country", 300, ctx.signal))?.items ?? byField.country.items);
     if (byField.country) { totalCount = byField.country.total; total.textContent = fmt(totalCount); }
+    if (byField.country) {
+      countryItems = (await loadCounts("country", 300, ctx.signal))?.items ?? byField.country.items;
+      map?.setCountryCounts(countryItems);
+    }
   };
 
   const loadUnique = async () => {
@@ -121,21 +125,30 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       chart.data.datasets[0].data = values;
       chart.update("none");
     } else {
-      chart = timeChart(chartCanvas, labels, values);
+      const { timeChart } = await chartModule;
+      if (!left) chart = timeChart(chartCanvas, labels, values);
     }
     drawRate();
   };
 
+  const pending: PortolanEvent[] = [];
   const loadMap = async () => {
-    const events = await recentEvents(apiParams(), MAP_EVENTS, ctx.signal);
-    try {
-      const starred = await get<{ ips: { ip: string }[] }>("/ips", { starred: "true", limit: "1000" }, ctx.signal);
-      map.starred = new Set(starred.ips.map((a) => a.ip));
-    } catch { /* the map still draws */ }
-    map.addEvents(events);
-    mapEl.dataset.places = String(map.placeCount);
+    const [events, starred] = await Promise.all([
+      recentEvents(apiParams(), MAP_EVENTS, ctx.signal),
+      get<{ ips: { ip: string }[] }>("/ips", { starred: "true", limit: "1000" }, ctx.signal).catch(() => null),
+    ]);
     for (const e of events.slice(0, FEED_ROWS)) feedBody.appendChild(eventRow(e));
     if (events.length === 0) feedNote.textContent = "No events in this range yet; new ones appear here as they arrive.";
+    const { WorldMap } = await mapModule;
+    if (left) return;
+    map = new WorldMap(mapEl, {
+      tileUrl: ctx.info.tile_url, ipHref,
+      onCountry: (code) => ctx.setFilter("country", code),
+    });
+    if (starred) map.starred = new Set(starred.ips.map((a) => a.ip));
+    if (countryItems) map.setCountryCounts(countryItems);
+    map.addEvents(events.concat(pending.splice(0)));
+    mapEl.dataset.places = String(map.placeCount);
   };
 
   const liveUntil = !!apiParams().get("until");
@@ -146,8 +159,12 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
     totalCount += batch.length + dropped;
     total.textContent = fmt(totalCount);
     drawRate();
-    map.addEvents(batch);
-    mapEl.dataset.places = String(map.placeCount);
+    if (map) {
+      map.addEvents(batch);
+      mapEl.dataset.places = String(map.placeCount);
+    } else {
+      pending.push(...batch);
+    }
     addToFeed(batch, dropped);
   }));
 
