@@ -268,6 +268,52 @@ def test_every_view_loads_and_is_saved(browser: Browser, tmp_path: Path, dash: D
     browser.shot("sensors")
 
 
+def test_traffic_per_as_as_bars_and_pie_with_three_labellings(
+        browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the capture sensor's per-AS query present (here: a stand-in that sums the
+    outbound flows of the store, as the capture sensor is not part of this build), the page
+    draws both charts and a table, labelled as asked."""
+    import sys
+    import types
+
+    import sqlalchemy as sa
+
+    from portolan.store import schema
+
+    def traffic_by_asn(conn: Any, since: Any, until: Any, limit: int) -> list[dict[str, Any]]:
+        E = schema.events
+        total = sa.func.sum(sa.func.coalesce(E.c.bytes_out, 0) + sa.func.coalesce(E.c.bytes_in, 0))
+        q = (sa.select(E.c.asn, sa.func.max(E.c.as_org), total.label("b"),
+                       sa.func.sum(E.c.packets))
+             .where(E.c.direction == "outbound").group_by(E.c.asn)
+             .order_by(sa.desc("b")).limit(limit))
+        return [{"asn": a, "as_org": o, "bytes": int(b), "packets": int(p or 0)}
+                for a, o, b, p in conn.execute(q)]
+
+    module = types.ModuleType("portolan.store.asn_traffic")
+    module.traffic_by_asn = traffic_by_asn  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "portolan.store.asn_traffic", module)
+    browser.goto("/asn")
+    page = browser.page
+    assert page.locator("canvas[aria-label^='Bytes per AS']").count() == 1
+    assert page.locator("canvas[aria-label^='Share of bytes']").count() == 1
+    table = page.locator("main table").inner_text()
+    assert "Chinanet" in table and "AS4134" in table
+    said = page.locator("canvas[aria-label^='Bytes per AS'] li").all_text_contents()
+    assert "AS4134: Chinanet: 1.3 kB" in said
+    browser.shot("asn-charts")
+    page.select_option("#asn-label", "number")
+    page.wait_for_url(re.compile(r"label=number"))
+    page.wait_for_selector("main[data-ready='1'] canvas")
+    said = page.locator("canvas[aria-label^='Bytes per AS'] li").all_text_contents()
+    assert "AS4134: 1.3 kB" in said
+    page.select_option("#asn-label", "org")
+    page.wait_for_url(re.compile(r"label=org"))
+    page.wait_for_selector("main[data-ready='1'] canvas")
+    said = page.locator("canvas[aria-label^='Bytes per AS'] li").all_text_contents()
+    assert "Chinanet: 1.3 kB" in said
+
+
 def test_keyboard_dark_mode_and_phone(tmp_path: Path, dash: Dash) -> None:
     for b in _launch(tmp_path, dash.srv.url, color_scheme="dark",
                      viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True):

@@ -10,7 +10,8 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, L
                PieController, DoughnutController, ArcElement);
 
 export const PALETTE = ["#0ea5e9", "#f97316", "#22c55e", "#a855f7", "#ef4444", "#eab308",
-                        "#14b8a6", "#ec4899", "#6366f1", "#84cc16", "#64748b"];
+                        "#14b8a6", "#ec4899", "#6366f1", "#84cc16", "#64748b", "#f43f5e",
+                        "#06b6d4", "#d946ef", "#78716c", "#10b981"];
 
 function themed(): void {
   const css = getComputedStyle(document.documentElement);

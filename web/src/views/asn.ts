@@ -51,8 +51,10 @@ export async function asnView(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
   const labels = rows.map(label), values = rows.map((r) => r.bytes);
   const total = values.reduce((a, b) => a + b, 0);
-  const barCanvas = h("canvas", { role: "img", "aria-label": "Bytes per AS, bars" });
-  const pieCanvas = h("canvas", { role: "img", "aria-label": "Share of bytes per AS, pie" });
+  // the canvas's fallback content: what the chart says, for screen readers
+  const said = () => h("ul", null, rows.map((r, i) => h("li", null, `${labels[i]}: ${fmtBytes(r.bytes)}`)));
+  const barCanvas = h("canvas", { role: "img", "aria-label": "Bytes per AS, bars" }, said());
+  const pieCanvas = h("canvas", { role: "img", "aria-label": "Share of bytes per AS, pie" }, said());
   root.append(h("div", { class: "grid two" },
     card("Bytes per AS", h("div", { class: "chart tall" }, barCanvas)),
     card("Share of bytes", h("div", { class: "chart tall" }, pieCanvas))),
