@@ -52,7 +52,7 @@ def wait_until(check: Callable[[], Any], seconds: float = 10.0) -> Any:
     while True:
         try:
             result = check()
-        except (httpx.TransportError, AssertionError):
+        except (httpx.TransportError, AssertionError, ValueError, KeyError, IndexError):
             result = None
         if result:
             return result

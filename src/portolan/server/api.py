@@ -176,15 +176,21 @@ def counts(request: Request, st: ServerState) -> Response:
                             f"{', '.join(rollups.DIMS)}")
     f = event_filter(request, st)
     limit = _int(request, "limit", 10, 1, LIMIT_MAX)
+    merge = field == "ip" and st.privacy.mode == "truncate"
     with st.store.connect() as conn:
-        result = rollups.counts(conn, field, f, limit=limit)
-    items = []
+        # truncated addresses share their network: count more, then add up per network
+        result = rollups.counts(conn, field, f, limit=limit * 20 if merge else limit)
+    merged: dict[Any, list[Any]] = {}
     for key, label, n in result.top:
         if field == "ip" and isinstance(key, str):
             key = st.privacy.address(key)
-        items.append(shapes.CountItem(key=key, label=label, count=n))
-    return json_response(shapes.Counts(field=field, items=items, other=result.other,
-                                       total=result.total))
+        row = merged.setdefault(key, [label, 0])
+        row[1] += n
+    ordered = sorted(merged.items(), key=lambda kv: -kv[1][1])[:limit]
+    items = [shapes.CountItem(key=k, label=lab, count=n) for k, (lab, n) in ordered]
+    return json_response(shapes.Counts(
+        field=field, items=items, other=result.total - sum(i.count for i in items),
+        total=result.total))
 
 
 @guarded()
@@ -354,22 +360,37 @@ def sensors(request: Request, st: ServerState) -> Response:
 
 
 #: Where the capture sensor keeps its per-AS traffic query: module, function.
-ASN_TRAFFIC: Final = ("portolan.store.asn_traffic", "traffic_by_asn")
+ASN_TRAFFIC: Final = ("portolan.sinks.asn_traffic", "query")
 
 
 @guarded()
 def asn_traffic(request: Request, st: ServerState) -> Response:
-    """Traffic per destination AS (from packet capture)."""
+    """Traffic per remote AS (or announced network), from packet capture: bytes, packets
+    and flows over a time range, largest first."""
     try:
         module = importlib.import_module(ASN_TRAFFIC[0])
         func = getattr(module, ASN_TRAFFIC[1])
     except (ImportError, AttributeError):
         return problem(404, "traffic per AS is not recorded by this installation")
-    f = event_filter(request, st)
-    limit = _int(request, "limit", 20, 1, LIMIT_MAX)
+    now = st.runtime.now()
+    params = request.query_params
+    direction = params.get("direction") or "outbound"
+    if direction not in ("inbound", "outbound", "both"):
+        raise BadRequest("direction: allowed: inbound, outbound, both")
+    by = params.get("by") or "asn"
+    if by not in ("asn", "network"):
+        raise BadRequest("by: allowed: asn, network")
+    private = params.get("private") or "false"
+    if private not in ("true", "false"):
+        raise BadRequest("private: true or false")
     with st.store.connect() as conn:
-        rows = func(conn, since=f.since, until=f.until, limit=limit)
-    return json_response(shapes.AsnTraffic(rows=[dict(r) for r in rows]))
+        rows = func(conn, since=_time(request, "since", now), until=_time(request, "until", now),
+                    direction=None if direction == "both" else direction,
+                    include_private=private == "true", sensor=params.get("sensor") or None,
+                    by=by, limit=_int(request, "limit", 20, 1, LIMIT_MAX))
+    return json_response(shapes.AsnTraffic(
+        rows=[msgspec.convert({str(k): v for k, v in r.items()}, shapes.AsnTrafficRow)
+              for r in rows]))
 
 
 @guarded()

@@ -86,7 +86,12 @@ def build_app(runtime: Runtime) -> Starlette:
         yield
         st.hub.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        code = getattr(exc, "status_code", 404)
+        return problem(code, "no such path" if code == 404 else "method not allowed here")
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.portolan = st
     return app
 
@@ -105,7 +110,9 @@ def bind(listen: str) -> socket.socket:
     """The listening socket (bound before the server starts, so errors are immediate)."""
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it small responses wait for the delayed ACK (~40 ms each)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

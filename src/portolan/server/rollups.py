@@ -16,11 +16,13 @@ the events table (correct, and slower on big stores).
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -29,6 +31,8 @@ from portolan.store import WRITE_HOOKS, EventFilter, QueryError, schema
 from portolan.store.engine import from_us, to_us
 from portolan.store.query import _conditions
 
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_S: Final = dt.timedelta(seconds=1)
 MINUTE: Final = 60
 HOUR: Final = 3600
 DAY: Final = 86400
@@ -83,63 +87,62 @@ _FILTER_FIELDS = ("sensor", "source", "service", "action", "direction", "country
                   "ip", "user", "text")
 
 
-def _item(e: Event, dim: str) -> tuple[str, str | None]:
-    """The item (as text, '' for none) and its label for one event."""
-    if dim == "service":
-        return e.service, None
-    if dim == "action":
-        return e.action, None
-    if dim == "sensor":
-        return e.sensor, None
-    if dim == "country":
-        return e.country or "", e.country_name
-    if dim == "asn":
-        return ("" if e.asn is None else str(e.asn)), e.as_org
-    if dim == "city":
-        return (e.city or "")[:ITEM_MAX], e.country
-    if dim == "ip":
-        return (e.src_ip if e.direction == "inbound" else e.dst_ip) or "", None
-    if dim == "user":
-        return (e.user or "")[:ITEM_MAX], None
-    if dim == "dst_port":
-        return ("" if e.dst_port is None else str(e.dst_port)), None
-    value = e.attrs.get(dim) if e.attrs else None
-    return ("" if value is None else str(value)[:ITEM_MAX]), None
-
-
 # -- writing ---------------------------------------------------------------------------
+
+
+def _columns(events: Sequence[Event]) -> dict[str, list[str]]:
+    """Every dimension's item for every event, as text ('' for none): one list per
+    dimension, built with comprehensions (this runs for every stored batch)."""
+    cut = ITEM_MAX
+    attrs = [e.attrs for e in events]
+    return {
+        "service": [e.service for e in events],
+        "action": [e.action for e in events],
+        "sensor": [e.sensor for e in events],
+        "country": [e.country or "" for e in events],
+        "asn": ["" if e.asn is None else str(e.asn) for e in events],
+        "city": [(e.city or "")[:cut] for e in events],
+        "ip": [(e.src_ip if e.direction == "inbound" else e.dst_ip) or "" for e in events],
+        "user": [(e.user or "")[:cut] for e in events],
+        "dst_port": ["" if e.dst_port is None else str(e.dst_port) for e in events],
+        "host": ["" if not a or a.get("host") is None else str(a["host"])[:cut] for a in attrs],
+        "instance": ["" if not a or a.get("instance") is None else str(a["instance"])[:cut]
+                     for a in attrs],
+    }
+
+
+def _labels(events: Sequence[Event]) -> dict[str, dict[str, str]]:
+    """The newest label of each item, for the dimensions that have labels."""
+    return {
+        "country": {e.country: e.country_name for e in events if e.country and e.country_name},
+        "asn": {str(e.asn): e.as_org for e in events if e.asn is not None and e.as_org},
+        "city": {e.city[:ITEM_MAX]: e.country for e in events if e.city and e.country},
+    }
 
 
 def aggregate(events: Sequence[Event]) -> dict[tuple[int, str, int, str, str], list[Any]]:
     """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label]."""
-    base: dict[tuple[int, str, int, str, str], list[Any]] = {}
-    for e in events:
-        ts = to_us(e.ts) // 1_000_000
-        minute = ts - ts % MINUTE
-        hour = ts - ts % HOUR
-        service = e.service
-        for dim in DIMS.values():
-            item, label = _item(e, dim.name)
-            key = (dim.grains[0], dim.name, minute if dim.grains[0] == MINUTE else hour,
-                   service, item)
-            row = base.get(key)
-            if row is None:
-                base[key] = [1, label]
+    seconds = [(e.ts - _EPOCH) // _ONE_S for e in events]
+    minutes = [t - t % MINUTE for t in seconds]
+    hours = [t - t % HOUR for t in seconds]
+    columns = _columns(events)
+    labels = _labels(events)
+    services = columns["service"]
+    out: dict[tuple[int, str, int, str, str], list[Any]] = {}
+    for dim in DIMS.values():
+        first = dim.grains[0]
+        buckets = minutes if first == MINUTE else hours
+        named = labels.get(dim.name, {})
+        counted = collections.Counter(zip(buckets, services, columns[dim.name], strict=True))
+        for grain in dim.grains:
+            if grain == first:
+                level = counted
             else:
-                row[0] += 1
-                if label is not None:
-                    row[1] = label
-    out = dict(base)
-    for (_grain, name, bucket, service, item), (n, label) in base.items():
-        for coarser in DIMS[name].grains[1:]:
-            key = (coarser, name, bucket - bucket % coarser, service, item)
-            row = out.get(key)
-            if row is None:
-                out[key] = [n, label]
-            else:
-                row[0] += n
-                if label is not None:
-                    row[1] = label
+                level = collections.Counter()
+                for (bucket, service, item), n in counted.items():
+                    level[(bucket - bucket % grain, service, item)] += n
+            for (bucket, service, item), n in level.items():
+                out[(grain, dim.name, bucket, service, item)] = [n, named.get(item)]
     return out
 
 
@@ -162,8 +165,9 @@ def add(conn: Connection, rows: dict[tuple[int, str, int, str, str], list[Any]])
     writers lock rows in the same order)."""
     if not rows:
         return
-    values = [(*key, n, label) for key, (n, label) in sorted(rows.items())]
     dialect = conn.dialect.name
+    items = rows.items() if dialect == "sqlite" else sorted(rows.items())
+    values = [(*key, n, label) for key, (n, label) in items]
     sql = _UPSERT["mysql" if dialect in ("mysql", "mariadb") else dialect]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -281,7 +285,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
     E = schema.events
     expr = _event_expr(conn, dim)
     label = _label_expr(dim)
-    cond = _conditions(msgspec_replace(f, since=None, until=None) if spans is not None else f)
+    cond = _conditions(_replace(f, since=None, until=None) if spans is not None else f)
     if spans is not None:
         cond.append(sa.or_(*[sa.and_(E.c.ts >= a, E.c.ts < b) for a, b in spans]))
     if keys is not None:
@@ -303,9 +307,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
     return out
 
 
-def msgspec_replace(f: EventFilter, **changes: Any) -> EventFilter:
-    import msgspec
-
+def _replace(f: EventFilter, **changes: Any) -> EventFilter:
     return msgspec.structs.replace(f, **changes)
 
 
@@ -406,7 +408,7 @@ def series(conn: Connection, f: EventFilter, step: int, *, now: dt.datetime
         E = schema.events
         step_us = step * 1_000_000
         bucket = (E.c.ts - E.c.ts % step_us).label("b")
-        cond = _conditions(msgspec_replace(f, since=from_us(lo * 1_000_000),
+        cond = _conditions(_replace(f, since=from_us(lo * 1_000_000),
                                            until=from_us(hi * 1_000_000)))
         q = sa.select(bucket, sa.func.count()).where(*cond).group_by(bucket)
         for b, n in conn.execute(q):

@@ -210,7 +210,25 @@ class Info(msgspec.Struct, kw_only=True):
     """Bucket widths that ``/series`` accepts, in seconds."""
 
 
-class AsnTraffic(msgspec.Struct, kw_only=True):
-    """Traffic per autonomous system, as the capture sensor counts it."""
+class AsnTrafficRow(msgspec.Struct, kw_only=True):
+    """Traffic with one remote AS (or one of its announced networks)."""
 
-    rows: list[dict[str, Any]]
+    asn: int
+    """0 for addresses no ASN database knows (and for private ones)."""
+    as_org: str | None
+    network: str | None = None
+    """The announced network, when counted ``by=network``."""
+    private: bool
+    """Private or reserved remote addresses (only with ``private=true``)."""
+    bytes: int
+    """Both ways."""
+    bytes_in: int
+    bytes_out: int
+    packets: int
+    flows: int
+
+
+class AsnTraffic(msgspec.Struct, kw_only=True):
+    """Traffic per remote AS, as the capture sensor counts it, largest first."""
+
+    rows: list[AsnTrafficRow]

@@ -1,0 +1,55 @@
+"""The hub without HTTP: numbering, the buffer, resuming, the matcher."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from portolan.server.hub import Hub, StreamSink, matches
+from portolan.store import EventFilter
+
+from .conftest import T0, ev
+
+
+def test_resume_inside_and_beyond_the_buffer() -> None:
+    hub = Hub(size=5)
+    hub.publish([ev(i) for i in range(8)])
+    assert [s for s, _ in hub.buffer] == [4, 5, 6, 7, 8]
+    assert hub.start_after(f"{hub.boot}-6") == (6, False)
+    assert hub.start_after(f"{hub.boot}-1") == (1, True)  # 2 and 3 are gone
+    assert hub.start_after("other-6") == (8, True)
+    assert hub.start_after(None) == (8, False)
+    assert [s for s, _ in hub._since(1)] == [4, 5, 6, 7, 8]
+
+
+async def test_follow_wakes_on_publish_and_ends_on_close() -> None:
+    hub = Hub()
+    sink = StreamSink(hub)
+    got: list[int] = []
+
+    async def reader() -> None:
+        async for batch in hub.follow(0):
+            if batch:
+                got.extend(s for s, _ in batch)
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0)
+    await sink.write([ev(1), ev(2)])
+    for _ in range(100):
+        if len(got) == 2:
+            break
+        await asyncio.sleep(0.01)
+    hub.close()
+    await asyncio.wait_for(task, 5)
+    assert got == [1, 2]
+
+
+def test_matches_like_the_store() -> None:
+    e = ev(3, user="root", attrs={"path": "/wp-login.php"})
+    assert matches(EventFilter(ip="203.0.113.0/24", country="de"), e) is (e.country == "DE")
+    assert matches(EventFilter(text="wp-login"), e)
+    assert not matches(EventFilter(text="nothing"), e)
+    assert not matches(EventFilter(since=T0 + dt.timedelta(seconds=4)), e)
+    assert matches(EventFilter(until=T0 + dt.timedelta(seconds=4), asn=e.asn), e)
+    assert not matches(EventFilter(ip="bad/net"), e)
+    assert not matches(EventFilter(service="http"), e)
