@@ -280,19 +280,23 @@ def test_traffic_per_as_as_bars_and_pie_with_three_labellings(
 
     from portolan.store import schema
 
-    def traffic_by_asn(conn: Any, since: Any, until: Any, limit: int) -> list[dict[str, Any]]:
+    def query(conn: Any, *, since: Any, until: Any, direction: str | None,
+              include_private: bool, sensor: str | None, by: str,
+              limit: int) -> list[dict[str, Any]]:
         E = schema.events
-        total = sa.func.sum(sa.func.coalesce(E.c.bytes_out, 0) + sa.func.coalesce(E.c.bytes_in, 0))
-        q = (sa.select(E.c.asn, sa.func.max(E.c.as_org), total.label("b"),
-                       sa.func.sum(E.c.packets))
-             .where(E.c.direction == "outbound").group_by(E.c.asn)
+        b_in, b_out = sa.func.coalesce(E.c.bytes_in, 0), sa.func.coalesce(E.c.bytes_out, 0)
+        q = (sa.select(E.c.asn, sa.func.max(E.c.as_org), sa.func.sum(b_in + b_out).label("b"),
+                       sa.func.sum(b_in), sa.func.sum(b_out), sa.func.sum(E.c.packets),
+                       sa.func.count())
+             .where(E.c.direction == (direction or "outbound")).group_by(E.c.asn)
              .order_by(sa.desc("b")).limit(limit))
-        return [{"asn": a, "as_org": o, "bytes": int(b), "packets": int(p or 0)}
-                for a, o, b, p in conn.execute(q)]
+        return [{"asn": a, "as_org": o, "private": False, "bytes": int(b), "bytes_in": int(i),
+                 "bytes_out": int(out), "packets": int(p or 0), "flows": int(n)}
+                for a, o, b, i, out, p, n in conn.execute(q)]
 
-    module = types.ModuleType("portolan.store.asn_traffic")
-    module.traffic_by_asn = traffic_by_asn  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "portolan.store.asn_traffic", module)
+    module = types.ModuleType("portolan.sinks.asn_traffic")
+    module.query = query  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "portolan.sinks.asn_traffic", module)
     browser.goto("/asn")
     page = browser.page
     assert page.locator("canvas[aria-label^='Bytes per AS']").count() == 1
