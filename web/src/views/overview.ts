@@ -12,7 +12,7 @@ import { loadCounts, loadSeries, seriesLabels } from "./common";
 
 const FEED_ROWS = 60;
 /** Newest events drawn on the map when the view opens. */
-const MAP_EVENTS = 2000;
+const MAP_EVENTS = 1000;
 
 export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   const stat = (label: string, id: string) => {
@@ -76,7 +76,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
 
   const loadTops = async () => {
-    const fields: [string, number][] = [["country", 10], ["asn", 10], ["ip", 10], ["user", 11], ["service", 10], ["dst_port", 10]];
+    const fields: [string, number][] = [["country", 10], ["asn", 10], ["ip", 1000], ["user", 11], ["service", 10], ["dst_port", 10]];
     const results = await Promise.all(fields.map(([f, n]) => loadCounts(f, n, ctx.signal)));
     const byField = Object.fromEntries(fields.map(([f], i) => [f, results[i]])) as Record<string, Counts | null>;
     tops.country.replaceChildren(topList(byField.country, {
@@ -87,7 +87,12 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       label: (i) => (i.key == null ? "unknown" : `AS${i.key}${i.label ? " " + printable(i.label, 40) : ""}`),
       onPick: (i) => ctx.setFilter("asn", String(i.key)),
     }));
-    tops.ip.replaceChildren(topList(byField.ip, { href: (i) => (i.key ? ipHref(String(i.key)) : null) }));
+    // one question gives both the top addresses and how many there were
+    const ipCounts = byField.ip;
+    ips.textContent = ipCounts ? fmt(ipCounts.items.filter((i) => i.key).length) + (ipCounts.other > 0 ? "+" : "") : "\u2013";
+    const topIps = ipCounts && { ...ipCounts, items: ipCounts.items.slice(0, 10),
+      other: ipCounts.other + ipCounts.items.slice(10).reduce((a, i) => a + i.count, 0) };
+    tops.ip.replaceChildren(topList(topIps, { href: (i) => (i.key ? ipHref(String(i.key)) : null) }));
     tops.user.replaceChildren(topList(byField.user, { skipNone: true, onPick: (i) => ctx.setFilter("user", String(i.key)), empty: "No user names in this range." }));
     tops.service.replaceChildren(topList(byField.service, { onPick: (i) => ctx.setFilter("service", String(i.key)) }));
     tops.dst_port.replaceChildren(topList(byField.dst_port, {}));
@@ -96,11 +101,6 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
       countryItems = (await loadCounts("country", 300, ctx.signal))?.items ?? byField.country.items;
       map?.setCountryCounts(countryItems);
     }
-  };
-
-  const loadUnique = async () => {
-    const c = await loadCounts("ip", 1000, ctx.signal);
-    ips.textContent = c ? fmt(c.items.filter((i) => i.key).length) + (c.other > 0 ? "+" : "") : "\u2013";
   };
 
   const loadActive = async () => {
@@ -181,7 +181,7 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
 
   ctx.every(1000, drawRate);
-  ctx.every(30_000, () => { loadTops(); loadChart(); loadUnique(); loadActive(); loadRate(); });
-  await Promise.all([loadRate(), loadChart(), loadTops(), loadUnique(), loadActive(), loadMap()]);
+  ctx.every(30_000, () => { loadTops(); loadChart(); loadActive(); loadRate(); });
+  await Promise.all([loadRate(), loadChart(), loadTops(), loadActive(), loadMap()]);
   root.dataset.ready = "1";
 }
