@@ -34,10 +34,19 @@ const navList = h("ul", null);
 const filterBar = h("form", { class: "filters", "aria-label": "Filters", onsubmit: (e: Event) => e.preventDefault() });
 const main = h("main", { id: "main", tabindex: "-1" });
 
+// on a phone the filters fold away behind a button
+const filterToggle = h("button", { type: "button", class: "filters-toggle", "aria-expanded": "false", "aria-controls": "filters" }, "Filters");
+filterToggle.addEventListener("click", () => {
+  const open = filterBar.classList.toggle("open");
+  filterToggle.setAttribute("aria-expanded", String(open));
+});
+filterBar.id = "filters";
+
 app.append(
   h("header", { class: "top" },
     h("a", { class: "brand", href: "/" }, h("span", { class: "logo", "aria-hidden": "true" }, "\u25ce"), "Portolan"),
     h("nav", { "aria-label": "Views" }, navList),
+    filterToggle,
     status),
   filterBar, main);
 

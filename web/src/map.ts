@@ -132,7 +132,7 @@ export class WorldMap {
   constructor(container: HTMLElement, private opts: MapOptions) {
     const renderer = L.canvas({ padding: 0.2 });
     this.map = L.map(container, {
-      worldCopyJump: true, minZoom: 1, maxZoom: 12, zoomSnap: 0.5, renderer,
+      worldCopyJump: true, minZoom: 0, maxZoom: 12, zoomSnap: 0.25, renderer,
       attributionControl: !!opts.tileUrl, preferCanvas: true,
       keyboard: true,
     }).fitBounds([[-50, -160], [72, 175]]);
