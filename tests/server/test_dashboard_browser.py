@@ -237,6 +237,16 @@ def test_every_view_loads_and_is_saved(browser: Browser, tmp_path: Path, dash: D
     page.wait_for_function(
         "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
     browser.shot("map")
+    # replay: the last day is played back from its start, markers come back as it goes
+    page.keyboard.press("Escape")
+    page.locator("#replay").click()
+    page.wait_for_selector("#replay[aria-pressed='true']")
+    first = page.locator("#replay-clock").inner_text()
+    wait_until(lambda: page.locator("#replay-clock").inner_text() != first)
+    wait_until(lambda: int(page.locator("#replay-pos").input_value()) > 0)
+    page.wait_for_selector("#main-map .pin")
+    page.locator("#replay").click()  # pause
+    page.wait_for_selector("#replay[aria-pressed='false']")
 
     browser.goto("/sessions")
     tables = page.locator("table.sessions")

@@ -64,7 +64,8 @@ function navigate(path: string, query?: URLSearchParams): void {
 function setFilter(key: string, value: string): void {
   const params = new URLSearchParams(location.search);
   if (value) params.set(key, value); else params.delete(key);
-  if (key === "since" && value !== "custom") params.delete("until");
+  // a preset range ends now; a custom start keeps its end
+  if (key === "since" && PRESETS.some(([v]) => v === value)) params.delete("until");
   history.pushState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
   route();
 }

@@ -206,7 +206,8 @@ export class WorldMap {
     this.places.clear();
     this.inbound.clearLayers();
     this.outbound.clearLayers();
-    this.heat.setLatLngs([]);
+    // leaflet.heat redraws on every change and fails when it is off the map
+    if (this.map.hasLayer(this.heat)) this.heat.setLatLngs([]);
   }
 
   get placeCount(): number { return this.places.size; }
@@ -274,8 +275,8 @@ export class WorldMap {
   setHeat(on: boolean): void {
     this.heatOn = on;
     if (on) {
-      this.redrawHeat();
       this.heat.addTo(this.map);
+      this.redrawHeat();
       this.map.removeLayer(this.inbound);
     } else {
       this.map.removeLayer(this.heat);
@@ -289,6 +290,7 @@ export class WorldMap {
   }
 
   private redrawHeat(): void {
+    if (!this.map.hasLayer(this.heat)) return;
     const max = Math.max(1, ...[...this.places.values()].map((p) => p.count));
     this.heat.setOptions({ max: Math.log(max + 1) });
     this.heat.setLatLngs([...this.places.values()].filter((p) => p.direction === "inbound")
