@@ -301,8 +301,12 @@ export class WorldMap {
     const kind = kindOf(place, this.starred);
     const size = radius(place.count);
     const label = h("span", null, place.count > 999 ? `${Math.round(place.count / 100) / 10}k` : String(place.count));
+    // outbound places sit up and to the right of their point, so that a place that both
+    // reaches us and is reached by us shows two markers, not one hiding the other
+    const out = place.direction === "outbound";
     return L.divIcon({
-      html: label, className: `pin pin-${kind}${loggedIn(place) ? " login" : ""}`, iconSize: [size, size],
+      html: label, className: `pin pin-${kind}${loggedIn(place) ? " login" : ""}${out ? " out" : ""}`,
+      iconSize: [size, size], iconAnchor: out ? [-2, size + 2] : [size / 2, size / 2],
     });
   }
 
@@ -357,7 +361,8 @@ export class WorldMap {
     const size = radius(total) + 6;
     return L.divIcon({
       html: h("span", null, total > 999 ? `${Math.round(total / 100) / 10}k` : String(total)),
-      className: `pin cluster pin-${kind}`, iconSize: [size, size],
+      className: `pin cluster pin-${kind}${outbound ? " out" : ""}`, iconSize: [size, size],
+      iconAnchor: outbound ? [-2, size + 2] : [size / 2, size / 2],
     });
   }
 

@@ -12,14 +12,15 @@ export function message(kind: "empty" | "error" | "loading", text: string): HTML
   return h("p", { class: `state ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
 
-export function actionClass(action: string): string {
+export function actionClass(action: string, direction = "inbound"): string {
+  if (direction === "outbound") return "outbound";
   if (action === "auth_failure" || action === "invalid_user") return "failed";
   if (action === "auth_success") return "succeeded";
   return "probe";
 }
 
-export function badge(action: string): HTMLElement {
-  return h("span", { class: `badge ${actionClass(action)}` }, printable(action, 24));
+export function badge(action: string, direction = "inbound"): HTMLElement {
+  return h("span", { class: `badge ${actionClass(action, direction)}` }, printable(action, 24));
 }
 
 /** What an event says beyond its five-tuple: user agent, path, payload, client. */
@@ -48,7 +49,7 @@ export function eventRow(e: PortolanEvent, fresh = false): HTMLTableRowElement {
   const port = e.direction === "inbound" ? e.dst_port : e.dst_port;
   return h("tr", { class: fresh ? "fresh" : null, "data-id": e.id },
     h("td", { class: "mono nowrap" }, fmtTime(e.ts).slice(11, 19)),
-    h("td", null, badge(e.action)),
+    h("td", null, badge(e.action, e.direction)),
     h("td", null, printable(e.service, 20), port != null ? h("span", { class: "muted" }, `:${port}`) : null),
     h("td", { class: "nowrap" }, ipLink(remote), " ", h("span", { class: "cc", title: e.country_name ?? "" }, flag(e.country))),
     h("td", { class: "user" }, e.user != null ? printable(e.user, 64) : ""),
