@@ -408,3 +408,23 @@ def test_tiles_come_only_from_the_configured_tile_server(tmp_path: Path) -> None
     finally:
         tiles.shutdown()
         tiles.server_close()
+
+
+def test_hashed_addresses_are_shown_and_linked_as_hashes(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path, f"sqlite:///{tmp_path / 'h.db'}",
+                           privacy={"mode": "hash"})
+    runtime.store().write(data.day_of_events(now(), n=60))
+    for srv in start_server(runtime):
+        for b in _launch(tmp_path, srv.url):
+            b.goto("/")
+            page = b.page
+            link = page.locator("#feed a[href^='/ip/']").first
+            shown = link.inner_text()
+            assert not re.fullmatch(r"[\d.]+", shown)  # not an address
+            assert "192.0.2." not in page.locator("main").inner_text()
+            link.click()
+            page.wait_for_url(re.compile(r"/ip/"))
+            page.wait_for_selector("main[data-ready='1']")
+            assert page.locator("h1").inner_text() == shown
+            assert "shown in full" in page.locator("main").inner_text()
+            b.shot("address-hashed")
