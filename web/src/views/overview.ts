@@ -76,10 +76,13 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
   };
 
   const loadTops = async () => {
-    const fields: [string, number][] = [["country", 10], ["asn", 10], ["ip", 1000], ["user", 11], ["service", 10], ["dst_port", 10]];
+    // the heaviest question first; countries once, for the list and the map's shading
+    const fields: [string, number][] = [["ip", 1000], ["country", 300], ["asn", 10], ["user", 11], ["service", 10], ["dst_port", 10]];
     const results = await Promise.all(fields.map(([f, n]) => loadCounts(f, n, ctx.signal)));
     const byField = Object.fromEntries(fields.map(([f], i) => [f, results[i]])) as Record<string, Counts | null>;
-    tops.country.replaceChildren(topList(byField.country, {
+    const top10 = (c: Counts | null): Counts | null => c && { ...c, items: c.items.slice(0, 10),
+      other: c.other + c.items.slice(10).reduce((a, i) => a + i.count, 0) };
+    tops.country.replaceChildren(topList(top10(byField.country), {
       label: (i) => `${flag(String(i.key ?? ""))} ${printable(i.label || String(i.key ?? "unknown"), 40)}`,
       onPick: (i) => ctx.setFilter("country", String(i.key)),
     }));
@@ -90,15 +93,13 @@ export async function overview(root: HTMLElement, ctx: Ctx): Promise<void> {
     // one question gives both the top addresses and how many there were
     const ipCounts = byField.ip;
     ips.textContent = ipCounts ? fmt(ipCounts.items.filter((i) => i.key).length) + (ipCounts.other > 0 ? "+" : "") : "\u2013";
-    const topIps = ipCounts && { ...ipCounts, items: ipCounts.items.slice(0, 10),
-      other: ipCounts.other + ipCounts.items.slice(10).reduce((a, i) => a + i.count, 0) };
-    tops.ip.replaceChildren(topList(topIps, { href: (i) => (i.key ? ipHref(String(i.key)) : null) }));
+    tops.ip.replaceChildren(topList(top10(ipCounts), { href: (i) => (i.key ? ipHref(String(i.key)) : null) }));
     tops.user.replaceChildren(topList(byField.user, { skipNone: true, onPick: (i) => ctx.setFilter("user", String(i.key)), empty: "No user names in this range." }));
     tops.service.replaceChildren(topList(byField.service, { onPick: (i) => ctx.setFilter("service", String(i.key)) }));
     tops.dst_port.replaceChildren(topList(byField.dst_port, {}));
     if (byField.country) { totalCount = byField.country.total; total.textContent = fmt(totalCount); }
     if (byField.country) {
-      countryItems = (await loadCounts("country", 300, ctx.signal))?.items ?? byField.country.items;
+      countryItems = byField.country.items;
       map?.setCountryCounts(countryItems);
     }
   };
