@@ -168,7 +168,15 @@ def test_privacy_applies_to_every_response(private: Running) -> None:
         assert "203.0.113.1" not in text and "203.0.113.4\"" not in text
     mode = private.get("/api/v1/info").json()["privacy"]
     shown = private.get("/api/v1/counts/ip").json()["items"][0]["key"]
+    # no oracle: asking for a real address or searching for one finds nothing
+    r = private.get("/api/v1/events", params={"q": "203.0.113"})
+    assert r.status_code == 400 and r.json()["error"].startswith("q:")
+    r = private.get("/api/v1/events", params={"ip": "203.0.113.1"})
+    assert r.status_code == 400 if mode == "truncate" else r.json()["events"] == []
+    assert private.get("/api/v1/ips/203.0.113.1").status_code in (400, 404)
     if mode == "truncate":
+        r = private.get("/api/v1/events", params={"ip": "203.0.113.0/24", "limit": 1000})
+        assert len(r.json()["events"]) == 50
         body = private.get("/api/v1/counts/ip").json()
         assert body["items"] == [{"key": "203.0.113.0/24", "label": None, "count": 50}]
         assert private.get("/api/v1/ips/203.0.113.1").status_code == 400

@@ -22,6 +22,16 @@ def test_resume_inside_and_beyond_the_buffer() -> None:
     assert [s for s, _ in hub._since(1)] == [4, 5, 6, 7, 8]
 
 
+def test_a_retried_batch_is_not_sent_twice() -> None:
+    hub = Hub(size=3)
+    hub.publish([ev(1), ev(2)])
+    hub.publish([ev(2), ev(3)])
+    assert [e.id for _, e in hub.buffer] == [ev(1).id, ev(2).id, ev(3).id]
+    hub.publish([ev(4), ev(1)])  # 1 left the buffer when 4 came: it is new again
+    assert [s for s, _ in hub.buffer] == [3, 4, 5]
+    assert [e.id for _, e in hub.buffer] == [ev(3).id, ev(4).id, ev(1).id]
+
+
 async def test_follow_wakes_on_publish_and_ends_on_close() -> None:
     hub = Hub()
     sink = StreamSink(hub)

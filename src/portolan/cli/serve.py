@@ -30,8 +30,9 @@ def serve(ctx: click.Context, db_url: str | None, listen: str | None) -> None:
 
     rt = runtime(ctx, db_url)
     settings = rt.config.get(ServerSection)
-    address = listen or settings.listen
-    sock = bind(address)
+    sock = bind(listen or settings.listen)
+    host, port = sock.getsockname()[:2]
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     store = rt.store()
     click.echo(f"portolan: store: {store.where}", err=True)
     click.echo(f"portolan: serving http://{address}/api/v1/ (metrics: /metrics)", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from portolan.cli.app import main
@@ -9,13 +11,16 @@ from portolan.cli.common import db_option, json_option, print_json, runtime
 from portolan.text import printable
 from portolan.times import rfc3339
 
+if TYPE_CHECKING:
+    from portolan.server.tokens import Tokens
+
 
 @main.group()
 def token() -> None:
     """API tokens: create (shown once), list, revoke. Stored as hashes."""
 
 
-def _tokens(ctx: click.Context, db_url: str | None):  # type: ignore[no-untyped-def]
+def _tokens(ctx: click.Context, db_url: str | None) -> Tokens:
     from portolan.server.tokens import Tokens
 
     return Tokens(runtime(ctx, db_url).store())

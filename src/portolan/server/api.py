@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -23,7 +24,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portolan import __version__
-from portolan.event import Event
 from portolan.server import rollups, shapes, story
 from portolan.server.context import Need, ServerState, json_response, problem
 from portolan.store import EventFilter, QueryError, StoreError, query, to_us
@@ -99,19 +99,45 @@ def event_filter(request: Request, st: ServerState, *, default_since: str | None
         kw["asn"] = _int(request, "asn", 0, 0, 4294967295)
     ip = params.get("ip")
     if ip:
-        real = st.resolver.real(ip[:64])
-        # an unknown hash matches nothing: keep it, it is no stored address
-        kw["ip"] = real if real is not None else ip[:64]
-        if "/" in kw["ip"] and st.privacy.mode == "hash":
-            raise BadRequest("ip: networks cannot be searched when addresses are hashed")
+        kw["ip"] = _ip_param(st, ip[:64])
     text = params.get("q")
     if text:
+        if st.privacy.mode != "full" and _ADDRESS_CHARS.fullmatch(text):
+            # such text could only find addresses: an oracle for what privacy hides
+            raise BadRequest(f"q: addresses cannot be searched in privacy mode "
+                             f"{st.privacy.mode!r}")
         kw["text"] = text[:256]
     return EventFilter(**kw)
 
 
 Handler = Callable[[Request, ServerState], Response]
 Endpoint = Callable[[Request], Response]
+
+
+_ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f.:/]+")
+
+
+def _ip_param(st: ServerState, value: str) -> str:
+    """The ``ip`` filter as the store needs it, under the privacy mode: in ``hash`` mode
+    a hash the API showed (anything else matches nothing, so that a client cannot ask
+    whether an address is stored); in ``truncate`` mode a network no narrower than the
+    ones shown."""
+    mode = st.privacy.mode
+    if mode == "hash":
+        if "/" in value:
+            raise BadRequest("ip: networks cannot be searched when addresses are hashed")
+        real = st.resolver.real(value)
+        return real if real is not None else "unknown:" + value
+    if mode == "truncate":
+        try:
+            net = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise BadRequest(f"ip: {value!r} is not a network") from None
+        if net.prefixlen > (24 if net.version == 4 else 48):
+            raise BadRequest("ip: in privacy mode 'truncate' give a network of /24 (IPv4) "
+                             "or /48 (IPv6) or wider")
+        return str(net)
+    return value
 
 
 def guarded(need: Need = "read") -> Callable[[Handler], Endpoint]:
@@ -422,4 +448,4 @@ ROUTES = [
     Route("/health", health, methods=["GET"]),
 ]
 
-__all__ = ["ROUTES", "BadRequest", "Event", "event_filter"]
+__all__ = ["ROUTES", "BadRequest", "event_filter"]

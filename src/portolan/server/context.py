@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from portolan.enrich.base import Enricher
 from portolan.enrich.privacy import Privacy, PrivacySection
-from portolan.event import Event
+from portolan.event import Event, Payload
 from portolan.runtime import Runtime
 from portolan.server.hub import Hub, hub_for
 from portolan.server.settings import ServerSection
@@ -34,11 +34,16 @@ Need = Literal["read", "ingest", "watch"]
 _encoder = msgspec.json.Encoder()
 
 
+def _enc_hook(obj: object) -> object:
+    if isinstance(obj, Payload):
+        return obj.hex()
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
-    """A JSON response from a shape (msgspec escapes every string: no raw control bytes)."""
-    from portolan.event import _enc_hook
-
+    """A JSON response from a shape (msgspec escapes every string: no raw control bytes;
+    payloads become hex, as in every other JSON Portolan writes)."""
     body = msgspec.json.encode(obj, enc_hook=_enc_hook)
     return Response(body, status, headers=headers, media_type="application/json")
 

@@ -36,16 +36,25 @@ class Hub:
 
     def __init__(self, size: int = 10000) -> None:
         self.boot = secrets.token_hex(4)
-        self.buffer: collections.deque[tuple[int, Event]] = collections.deque(maxlen=size)
+        self.size = size
+        self.buffer: collections.deque[tuple[int, Event]] = collections.deque()
+        self._ids: set[str] = set()
         self.seq = 0
         self.closed = False
         self._waiters: set[asyncio.Event] = set()
 
     def publish(self, events: list[Event]) -> None:
-        """Add stored events (call from the event loop)."""
+        """Add stored events (call from the event loop). An event still in the buffer is
+        not sent twice (a sensor retrying a batch it already delivered)."""
+        buffer, ids = self.buffer, self._ids
         for e in events:
+            if e.id in ids:
+                continue
             self.seq += 1
-            self.buffer.append((self.seq, e))
+            buffer.append((self.seq, e))
+            ids.add(e.id)
+            if len(buffer) > self.size:
+                ids.discard(buffer.popleft()[1].id)
         for w in self._waiters:
             w.set()
 

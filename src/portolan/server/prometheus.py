@@ -142,6 +142,9 @@ class ServerCollector:
         yield req
         yield CounterMetricFamily("portolan_ingest_events", "Events received by ingest.",
                                   value=c.ingest_events)
+        yield CounterMetricFamily("portolan_ingest_enrich_failures",
+                                  "Ingested batches an enricher failed on (stored anyway).",
+                                  value=c.enrich_failures)
         yield GaugeMetricFamily("portolan_stream_clients", "Live-stream clients connected.",
                                 value=c.stream_clients)
 
@@ -196,9 +199,15 @@ class PipelineCollector:
         yield skipped
 
 
+def _events(runtime: Runtime) -> EventsCollector | None:
+    if not runtime.config.store.enabled and runtime.db_url is None:
+        return None  # a sensor that only forwards keeps no store to count from
+    return EventsCollector(runtime)
+
+
 COLLECTORS.add("events", CollectorSpec(
     "events", "events stored, by service, action, sensor, country, ASN; sensors' lag",
-    EventsCollector))
+    _events))
 COLLECTORS.add("pipeline", CollectorSpec(
     "pipeline", "pipeline health: queue, failures, drops, store latency, skipped input",
     PipelineCollector))
