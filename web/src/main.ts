@@ -146,6 +146,9 @@ function route(): void {
   drawNav();
   drawFilters();
   const path = location.pathname;
+  // sensors are listed whatever the filters say
+  filterBar.hidden = path === "/sensors";
+  filterToggle.hidden = path === "/sensors";
   const found = ROUTES.map(([re, view]) => [re.exec(path), view] as const).find(([m]) => m);
   main.replaceChildren();
   delete main.dataset.ready;
