@@ -238,7 +238,7 @@ def live(browser: object, url: str, token: str, rate: int, seconds: int) -> None
     elapsed = time.monotonic() - started
     time.sleep(1.5)  # the last half-second batch reaches the page
     got = int(page.evaluate("() => document.documentElement.dataset.liveReceived || '0'"))
-    lags = sorted(page.evaluate("() => window.__lags"))
+    lags = sorted(max(0.0, x) for x in page.evaluate("() => window.__lags"))
     longs = page.evaluate("() => window.__long")
     rows = page.locator("#feed tbody tr").count()
     p99 = lags[int(len(lags) * 0.99) - 1] if lags else 0.0
