@@ -67,10 +67,11 @@ def build_app(runtime: Runtime) -> Starlette:
         Mount("/api/v1", routes=[*api.ROUTES, *ingest.ROUTES, *stream.ROUTES]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    for _, spec in MOUNTS.items():
+    # longest paths first, so that "/" (the dashboard, which answers every path) comes last
+    for _, spec in sorted(MOUNTS.items(), key=lambda kv: -len(kv[1].path.rstrip("/"))):
         mounted = spec.make(runtime)
         if mounted is not None:
-            routes.append(Mount(spec.path, app=mounted))
+            routes.append(Mount(spec.path.rstrip("/"), app=mounted))
     middleware = []
     if st.settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
