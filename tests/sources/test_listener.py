@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from listener_support import both_loops, listening, run
+from tests.sources.listener_support import both_loops, listening, run
 
 from portolan.config import ConfigError
 from portolan.protocols.tls import parse_client_hello
