@@ -48,3 +48,12 @@ def test_collector_unit_has_no_capabilities_and_sensor_only_the_two() -> None:
     sensor = (DEPLOY / "systemd" / "portolan-sensor.service").read_text()
     assert "CapabilityBoundingSet=\n" in collector
     assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_RAW\n" in sensor
+
+
+def test_readme_config_example_is_valid(tmp_path: Path) -> None:
+    """The config shown in the README loads as it is."""
+    readme = (DEPLOY.parent / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "p.toml").write_text(block)
+    config = load(tmp_path / "p.toml", environ={})
+    assert [s.type for s in config.sources] == ["file", "listener"]
