@@ -8,10 +8,9 @@ import io
 import json
 import uuid
 
-import pytest
-
 from portolan.event import Event, Payload, encode_lines
-from portolan.sinks.shapes import ShapedJsonLinesSink, ecs_document, spip_record
+from portolan.sinks.jsonl import JsonLinesSink
+from portolan.sinks.shapes import SHAPES, ecs_document, spip_record
 
 TS = dt.datetime(2023, 7, 7, 13, 49, 58, 250000, tzinfo=dt.UTC)
 SESSION = "bd30cdc195b049aae8e4e01ece02eae4"
@@ -81,16 +80,15 @@ def test_sink_writes_each_shape() -> None:
     events = [event("connect"), event("payload", payload=Payload(b"hi")),
               event("disconnect", bytes_in=2)]
     out = io.BytesIO()
-    asyncio.run(ShapedJsonLinesSink("portolan", out).write(events))
+    asyncio.run(JsonLinesSink(out, shape=SHAPES["portolan"]).write(events))
     assert out.getvalue() == encode_lines(events)
     out = io.BytesIO()
-    asyncio.run(ShapedJsonLinesSink("spip", out).write(events))
+    asyncio.run(JsonLinesSink(out, shape=SHAPES["spip"]).write(events))
     assert [json.loads(line)["payload"] for line in out.getvalue().splitlines()] == ["hi"]
     out = io.BytesIO()
-    asyncio.run(ShapedJsonLinesSink("ecs", out).write(events))
+    asyncio.run(JsonLinesSink(out, shape=SHAPES["ecs"]).write(events))
     assert len(out.getvalue().splitlines()) == 3
-    with pytest.raises(ValueError, match="known: portolan, spip, ecs"):
-        ShapedJsonLinesSink("splunk")
+    assert set(SHAPES) == {"portolan", "spip", "ecs"}
 
 
 def test_a_reader_that_goes_away_is_not_an_error() -> None:
@@ -98,6 +96,6 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
         def write(self, data: object) -> int:
             raise BrokenPipeError
 
-    sink = ShapedJsonLinesSink("portolan", Gone())
+    sink = JsonLinesSink(Gone())
     asyncio.run(sink.write([event("connect")]))
     assert sink.closed_by_reader

@@ -23,7 +23,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.sources.listener_support import both_loops, listening, run
 
 from portolan.config import ConfigError
 from portolan.protocols.tls import parse_client_hello
@@ -34,6 +33,7 @@ from portolan.sources.listener import (
     ListenerSource,
     parse_ports,
 )
+from tests.sources.listener_support import both_loops, listening, run
 
 
 @both_loops

@@ -15,7 +15,8 @@ from portolan.cli.common import db_option, json_option, run_until_signal, runtim
 from portolan.config import ConfigError
 from portolan.pipeline import PipelineStats
 from portolan.sinks.base import Sink
-from portolan.sinks.shapes import SHAPES, ShapedJsonLinesSink
+from portolan.sinks.jsonl import JsonLinesSink
+from portolan.sinks.shapes import SHAPES
 from portolan.sources.listener import ListenerOptions, ListenerSource
 
 
@@ -122,7 +123,9 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
         key = where.rstrip("`")
         raise ConfigError(f"listener options: {key + ': ' if key else ''}{text}") from None
     # the store is opened (and migrated) before anything is accepted
-    sinks: list[Sink] = [ShapedJsonLinesSink(shape or "portolan")] if as_json else rt.sinks()
+    chosen = shape or "portolan"
+    sinks: list[Sink] = ([JsonLinesSink(shape=SHAPES[chosen], name=f"jsonl-{chosen}")]
+                         if as_json else rt.sinks())
     source = ListenerSource(options, rt.source_context())
     for kind, host, port in source.addresses():
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

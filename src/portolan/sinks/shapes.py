@@ -17,18 +17,14 @@ used (``tls.client.hash.ja4``, ``ssh.client.hash.hassh``, ``event.original_paylo
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import sys
 import uuid
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 
-from portolan.event import Event, encode_lines
-
-Shape = Callable[[Event], Any]
+from portolan.event import Event
+from portolan.sinks.jsonl import Shape
 
 _json = msgspec.json.Encoder()
 
@@ -145,46 +141,3 @@ SHAPES: dict[str, Shape | None] = {
     "spip": spip_record,
     "ecs": ecs_document,
 }
-
-
-class ShapedJsonLinesSink:
-    """JSON lines in one of :data:`SHAPES` (``portolan`` is the event itself), to standard
-    output or a binary file; flushed after each batch."""
-
-    durable = True
-
-    def __init__(self, shape: str = "portolan", out: BinaryIO | None = None) -> None:
-        if shape not in SHAPES:
-            raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-        self.name = f"jsonl-{shape}"
-        self.shape = SHAPES[shape]
-        self.out = out if out is not None else sys.stdout.buffer
-        self.closed_by_reader = False
-
-    def render(self, events: list[Event]) -> bytes:
-        shape = self.shape
-        if shape is None:
-            return encode_lines(events)
-        lines: list[bytes] = []
-        for event in events:
-            doc = shape(event)
-            if doc is not None:
-                lines.append(_json.encode(doc))
-        return b"".join(line + b"\n" for line in lines)
-
-    async def write(self, events: list[Event]) -> None:
-        data = self.render(events)
-        if data:
-            await asyncio.to_thread(self._write, data)
-
-    def _write(self, data: bytes) -> None:
-        if self.closed_by_reader:
-            return
-        try:
-            self.out.write(data)
-            self.out.flush()
-        except BrokenPipeError:
-            self.closed_by_reader = True
-
-    async def close(self) -> None:
-        return None
