@@ -21,12 +21,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import msgspec
-
 from portolan.event import Event
 from portolan.sinks.jsonl import Shape
-
-_json = msgspec.json.Encoder()
 
 
 def spip_record(event: Event) -> dict[str, Any] | None:
