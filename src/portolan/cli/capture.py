@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from portolan.cli.app import main
-from portolan.cli.common import db_option, json_option, run_until_signal, runtime
+from portolan.cli.common import (
+    db_option,
+    json_option,
+    report_counts,
+    run_until_signal,
+    runtime,
+)
 from portolan.config import ConfigError
 from portolan.event import Event
 from portolan.packets.capfile import CaptureError
@@ -144,9 +150,4 @@ def capture(ctx: click.Context, interface: str | None, bpf: str, read: str | Non
         + (f", {stats.extra.get('stored', 0)} stored" if db_url else ""),
         err=True,
     )
-    for reason, n in rt.source_context().counters.most_common():
-        click.echo(f"  {reason}: {n}", err=True)
-    if sum(stats.failures.values()):
-        for where, n in stats.failures.items():
-            click.echo(f"  failed: {where}: {n}", err=True)
-        sys.exit(1)
+    report_counts(rt, stats)

@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from portolan import config as config_mod
+from portolan.pipeline import PipelineStats
 from portolan.runtime import Runtime
 from portolan.times import parse_time
 
@@ -115,3 +116,14 @@ def run_until_signal(
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main())
+
+
+def report_counts(rt: Runtime, stats: PipelineStats) -> None:
+    """After a one-shot run: what the sources counted (skipped input, notes) and what
+    failed; a failure makes the exit status 1."""
+    for reason, count in rt.source_context().counters.most_common():
+        click.echo(f"  {reason}: {count}", err=True)
+    if sum(stats.failures.values()):
+        for where, count in stats.failures.items():
+            click.echo(f"  failed: {where}: {count}", err=True)
+        sys.exit(1)

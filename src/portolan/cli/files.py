@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from portolan.cli.app import main
-from portolan.cli.common import db_option, json_option, run_until_signal, runtime
+from portolan.cli.common import (
+    db_option,
+    json_option,
+    report_counts,
+    run_until_signal,
+    runtime,
+)
 from portolan.event import Event, encode_lines
 from portolan.formats.base import FORMATS, FormatSpec, ParseContext
 from portolan.pipeline import PipelineStats
@@ -103,12 +109,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url:
         f"({stats.lines / elapsed if elapsed > 0 else 0:,.0f} lines/s)",
         err=True,
     )
-    for reason, count in rt.source_context().counters.most_common():
-        click.echo(f"  skipped: {reason}: {count}", err=True)
-    if sum(pstats.failures.values()):
-        for where, count in pstats.failures.items():
-            click.echo(f"  failed: {where}: {count}", err=True)
-        sys.exit(1)
+    report_counts(rt, pstats)
 
 
 def _file_source(rt: Runtime, spec: FormatSpec, path: Path, stats: LineStats,
@@ -173,7 +174,7 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
     else:
         click.echo(f"{path}: {stats.events} events in {elapsed:.2f} s")
     for reason, count in sctx.counters.most_common():
-        click.echo(f"  skipped: {reason}: {count}")
+        click.echo(f"  {reason}: {count}")
 
 
 def _batches(rt: Runtime, spec: FormatSpec, path: Path, stats: LineStats) -> Iterator[list[Event]]:
