@@ -34,9 +34,11 @@ from pathlib import Path
 import httpx
 
 from portolan.event import Event, encode_lines, make_id
-from portolan.server import rollups  # noqa: F401  (keeps rollups as events are written)
 from portolan.server.tokens import Tokens
-from portolan.store import Store
+from portolan.store import (
+    Store,
+    rollups,  # noqa: F401  (keeps rollups as events are written)
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -15,8 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from portolan.server import story
-from portolan.store import Store
+from portolan.store import Store, story
 from portolan.tui.app import TopApp
 from portolan.tui.export import SELECTION_FILE, TSV_FILE
 from portolan.tui.feeds import ApiFeed, Feed, StoreFeed

@@ -23,9 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portolan import __version__
-from portolan.server import rollups, shapes, story
+from portolan.server import shapes
 from portolan.server.context import Need, ServerState, json_response, problem
-from portolan.store import EventFilter, QueryError, StoreError, query, to_us
+from portolan.store import EventFilter, QueryError, StoreError, query, rollups, story, to_us
 from portolan.times import parse_time
 
 LIMIT_MAX: Final = 1000

@@ -13,7 +13,8 @@ import msgspec
 
 from portolan import __version__
 from portolan.event import Event, Payload
-from portolan.server import rollups, shapes
+from portolan.server import shapes
+from portolan.store import rollups
 
 _REF = "#/components/schemas/{name}"
 

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from portolan.metrics import COLLECTORS, CollectorSpec
-from portolan.server import rollups
-from portolan.store import schema
+from portolan.store import rollups, schema
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -186,3 +186,7 @@ def wait_for(store: Store, seconds: float = 0.0) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+# The rollups are part of every write (a hook in each batch's transaction).
+from portolan.store import rollups as _rollups  # noqa: E402, F401

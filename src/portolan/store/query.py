@@ -55,7 +55,7 @@ class EventFilter(msgspec.Struct, kw_only=True):
     """Free text, found in the user name, the address or the attributes."""
 
 
-def _conditions(f: EventFilter) -> list[Any]:
+def conditions(f: EventFilter) -> list[Any]:
     cond: list[Any] = []
     if f.since is not None:
         cond.append(E.c.ts >= to_us(f.since))
@@ -114,7 +114,7 @@ def events(conn: Connection, f: EventFilter, *, limit: int = 100,
            before: tuple[dt.datetime, str] | None = None) -> list[Event]:
     """Events matching ``f``, newest first; ``before`` is the (ts, id) of the last event
     of the previous page (cursor pagination)."""
-    q = sa.select(*[E.c[n] for n in FIELDS]).where(*_conditions(f))
+    q = sa.select(*[E.c[n] for n in FIELDS]).where(*conditions(f))
     if before is not None:
         ts, eid = to_us(before[0]), before[1]
         q = q.where(sa.or_(E.c.ts < ts, sa.and_(E.c.ts == ts, E.c.id < eid)))
@@ -142,7 +142,7 @@ def stats(conn: Connection, field: str, f: EventFilter, *, limit: int = 10,
           ) -> tuple[list[tuple[Any, int]], int]:
     """Counts of events by ``field``, largest first, and the total of the rest."""
     col = _field_expr(conn, field)
-    cond = _conditions(f)
+    cond = conditions(f)
     count = sa.func.count().label("n")
     q = (sa.select(col.label("k"), count).where(*cond).group_by(col)
          .order_by(sa.desc("n"), col).limit(limit))
@@ -182,5 +182,5 @@ def sessions(conn: Connection, *, since: dt.datetime | None = None, active: bool
 
 def count_events(conn: Connection, f: EventFilter | None = None) -> int:
     """How many events match."""
-    cond = _conditions(f) if f is not None else []
+    cond = conditions(f) if f is not None else []
     return int(conn.execute(sa.select(sa.func.count()).select_from(E).where(*cond)).scalar_one())

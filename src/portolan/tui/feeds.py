@@ -82,8 +82,7 @@ class StoreFeed:
             raise FeedError(str(exc)) from exc
 
     def counts(self, field: str, since: dt.datetime | None, limit: int) -> shapes.Counts:
-        from portolan.server import rollups
-        from portolan.store import EventFilter
+        from portolan.store import EventFilter, rollups
 
         def run() -> shapes.Counts:
             with self.store.connect() as conn:
@@ -96,8 +95,7 @@ class StoreFeed:
         return result
 
     def series(self, since: dt.datetime, step: int, now: dt.datetime) -> shapes.Series:
-        from portolan.server import rollups
-        from portolan.store import EventFilter
+        from portolan.store import EventFilter, rollups
 
         def run() -> shapes.Series:
             with self.store.connect() as conn:
@@ -122,7 +120,7 @@ class StoreFeed:
                 for r in rows]
 
     def story(self, ip: str) -> shapes.Story | None:
-        from portolan.server import story
+        from portolan.store import story
 
         def run() -> shapes.Story | None:
             E = story.E
@@ -146,7 +144,7 @@ class StoreFeed:
         return result
 
     def star(self, ip: str, starred: bool) -> bool:
-        from portolan.server import story
+        from portolan.store import story
 
         def run() -> bool:
             with self.store.engine.begin() as conn:

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger, nullable=False),
         sa.Column("label", sa.String(256)),
     )
-    from portolan.server.rollups import backfill
+    from portolan.store.rollups import backfill
 
     backfill(op.get_bind())
 

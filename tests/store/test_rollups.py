@@ -12,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from portolan.event import Event, make_id
-from portolan.server import rollups
-from portolan.store import EventFilter, Store
+from portolan.store import EventFilter, Store, rollups
 
 T0 = dt.datetime(2026, 11, 20, 22, 59, 30, 250000, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)

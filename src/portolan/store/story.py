@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portolan.event import FIELDS, Event
-from portolan.server.rollups import DIMS, rollups
 from portolan.store import from_us, schema, to_us
 from portolan.store.query import row_to_event
+from portolan.store.rollups import DIMS, rollups
 
 E = schema.events
 IPS = schema.ips

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from portolan.event import Payload
-from portolan.server import story
-from portolan.store import Store
-
-from .conftest import ev
+from portolan.store import Store, story
+from tests.server.conftest import ev
 
 
 @pytest.mark.parametrize(("payload", "kind"), [

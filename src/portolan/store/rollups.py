@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from portolan.event import Event
 from portolan.store import WRITE_HOOKS, EventFilter, QueryError, schema
 from portolan.store.engine import from_us, to_us
-from portolan.store.query import _conditions
+from portolan.store.query import conditions
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_S: Final = dt.timedelta(seconds=1)
@@ -285,7 +285,7 @@ def _events_counts(conn: Connection, dim: str, f: EventFilter,
     E = schema.events
     expr = _event_expr(conn, dim)
     label = _label_expr(dim)
-    cond = _conditions(_replace(f, since=None, until=None) if spans is not None else f)
+    cond = conditions(_replace(f, since=None, until=None) if spans is not None else f)
     if spans is not None:
         cond.append(sa.or_(*[sa.and_(E.c.ts >= a, E.c.ts < b) for a, b in spans]))
     if keys is not None:
@@ -408,7 +408,7 @@ def series(conn: Connection, f: EventFilter, step: int, *, now: dt.datetime
         E = schema.events
         step_us = step * 1_000_000
         bucket = (E.c.ts - E.c.ts % step_us).label("b")
-        cond = _conditions(_replace(f, since=from_us(lo * 1_000_000),
+        cond = conditions(_replace(f, since=from_us(lo * 1_000_000),
                                            until=from_us(hi * 1_000_000)))
         q = sa.select(bucket, sa.func.count()).where(*cond).group_by(bucket)
         for b, n in conn.execute(q):
