@@ -516,8 +516,12 @@ def _start(args: list[str], tmp_path: Path, *, loop: str = "uvloop",
             proc = subprocess.Popen([*(prefix or []), *args], stdout=sink,
                                     stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
-    line = proc.stderr.readline().decode()
-    match = re.search(r"listening on tcp \S+:(\d+)$", line.strip())
+    line, match = "", None
+    for _ in range(20):  # log lines (a GeoIP warning, say) may come first
+        line = proc.stderr.readline().decode()
+        match = re.search(r"listening on tcp \S+:(\d+)$", line.strip())
+        if match is not None or not line:
+            break
     if match is None:
         try:
             rest = proc.communicate(timeout=10)[1].decode()

@@ -127,6 +127,8 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
     sinks: list[Sink] = ([JsonLinesSink(shape=SHAPES[chosen], name=f"jsonl-{chosen}")]
                          if as_json else rt.sinks())
     source = ListenerSource(options, rt.source_context())
+    # everything slow to start (GeoIP data, the store) is ready before the ports are announced
+    pipeline = rt.pipeline([source], sinks)
     for kind, host, port in source.addresses():
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         click.echo(f"portolan: listening on {kind} {where}", err=True)
@@ -134,7 +136,7 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
         click.echo(f"portolan: store: {rt._store.where}", err=True)
 
     async def go(stop: asyncio.Event) -> PipelineStats:
-        return await rt.pipeline([source], sinks).run(stop)
+        return await pipeline.run(stop)
 
     try:
         stats = run_until_signal(go, loop_factory=event_loop(loop_kind))
