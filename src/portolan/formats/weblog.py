@@ -209,13 +209,13 @@ def _parse_time(text: str) -> dt.datetime | None:
     """``17/May/2015:08:05:32 +0000`` (nginx ``$time_local``) or ISO 8601, as UTC."""
     try:
         if len(text) == 26 and text[2] == "/" and text[20] == " ":  # 17/May/2015:08:05:32 +0000
-            day = _DAYS.get(text[:11] + text[20:])
+            midnight = _DAYS.get(text[:11] + text[20:])
             hh, mm, ss = text[12:14], text[15:17], text[18:20]
-            if (day is not None and text[11] == ":" and text[14] == ":" and text[17] == ":"
+            if (midnight is not None and text[11] == ":" and text[14] == ":" and text[17] == ":"
                     and hh.isdigit() and mm.isdigit() and ss.isdigit()
                     and hh < "24" and mm < "60" and ss < "60"):
                 # a day already seen: its midnight (in UTC) plus the time of day
-                return day + dt.timedelta(hours=int(hh), minutes=int(mm), seconds=int(ss))
+                return midnight + dt.timedelta(hours=int(hh), minutes=int(mm), seconds=int(ss))
             zone = _ZONES.get(text[21:])
             if zone is None:
                 sign = -1 if text[21] == "-" else 1
