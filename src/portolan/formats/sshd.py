@@ -274,20 +274,20 @@ class SshdParser:
                 self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return _with(out, held)
+                    return out if held is None else [*out, held]
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return _with(out, held)
+            return out if held is None else [*out, held]
         ip = ip[:_IP_MAX]
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
             method = groups["method"]
             if method == "none":  # the client asking which methods exist
-                return _with(out, held)
+                return out if held is None else [*out, held]
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
                 attrs["valid_user"] = not groups["invalid"]
@@ -302,12 +302,12 @@ class SshdParser:
             else:
                 conn.pam = event
                 self._waiting[key] = conn
-            return _with(out, held)
+            return out if held is None else [*out, held]
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         if action == "close":
             if conn is not None and conn.closed:
-                return _with(out, held)
+                return out if held is None else [*out, held]
             action = "disconnect"
         if conn is not None and action in ("connect", "auth_success"):
             conn.opened = True
@@ -324,7 +324,7 @@ class SshdParser:
                                            {"reason": attrs.get("reason", name)}, conn))
                 out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
             conn.closed = True
-        return _with(out, held)
+        return out if held is None else [*out, held]
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
@@ -390,10 +390,6 @@ class SshdParser:
         self._waiting.clear()
         return out
 
-
-
-def _with(events: list[Event], held: Event | None) -> list[Event]:
-    return events if held is None else [*events, held]
 
 
 def _make(ctx: ParseContext) -> SshdParser:
