@@ -50,6 +50,7 @@ _VARIABLE = {
 }
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _REQUEST = re.compile(r"(\S+) (\S+) (HTTP/\d(?:\.\d)?)$")
+_REQUEST_MATCH = _REQUEST.match
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _TEXT = 1024
@@ -120,14 +121,15 @@ class WeblogParser(LineParser):
         if m is None:
             return None
         g = m.groupdict()
-        ts = self._time(g)
+        times, text = self._times, g.get("time_local")
+        ts = times[text] if text in times else self._time(g)  # _time's cache, without a call
         if ts is None:
             self.ctx.counters["weblog: bad time"] += 1
             return None
         attrs: dict[str, Any] = {}
         if self._split_request:
             request = g["request"]
-            rm = _REQUEST.match(request)
+            rm = _REQUEST_MATCH(request)
             if rm is None:
                 attrs["request"] = clip(request, _TEXT)
             else:
@@ -136,7 +138,7 @@ class WeblogParser(LineParser):
                 path, sep, query = target.partition("?")
                 attrs["path"] = path if len(path) <= _TEXT else clip(path, _TEXT)
                 if sep:
-                    attrs["query"] = clip(query, _TEXT)
+                    attrs["query"] = query if len(query) <= _TEXT else clip(query, _TEXT)
                 attrs["protocol"] = protocol
         for part in self._parts:
             if g[part]:
@@ -200,22 +202,12 @@ _RENAME = {"request_method": "method", "request_uri": "path", "uri": "path", "ar
 
 _ZONES: dict[str, dt.tzinfo] = {"+0000": dt.UTC}
 """Time zones by their text in logs (a handful per server; a cache of immutable values)."""
-_DAYS: dict[str, dt.datetime] = {}
-"""Midnight (as UTC) of the days met in ``$time_local`` times, by ``17/May/2015 +0000``:
-the lines of one day then cost an addition instead of a parse."""
 
 
 def _parse_time(text: str) -> dt.datetime | None:
     """``17/May/2015:08:05:32 +0000`` (nginx ``$time_local``) or ISO 8601, as UTC."""
     try:
         if len(text) == 26 and text[2] == "/" and text[20] == " ":  # 17/May/2015:08:05:32 +0000
-            midnight = _DAYS.get(text[:11] + text[20:])
-            hh, mm, ss = text[12:14], text[15:17], text[18:20]
-            if (midnight is not None and text[11] == ":" and text[14] == ":" and text[17] == ":"
-                    and hh.isdigit() and mm.isdigit() and ss.isdigit()
-                    and hh < "24" and mm < "60" and ss < "60"):
-                # a day already seen: its midnight (in UTC) plus the time of day
-                return midnight + dt.timedelta(hours=int(hh), minutes=int(mm), seconds=int(ss))
             zone = _ZONES.get(text[21:])
             if zone is None:
                 sign = -1 if text[21] == "-" else 1
@@ -225,10 +217,6 @@ def _parse_time(text: str) -> dt.datetime | None:
                     _ZONES[text[21:]] = zone
             value = dt.datetime(int(text[7:11]), _MONTHS[text[3:6]], int(text[0:2]),
                                 int(text[12:14]), int(text[15:17]), int(text[18:20]), tzinfo=zone)
-            if len(_DAYS) > 4096:
-                _DAYS.clear()
-            _DAYS[text[:11] + text[20:]] = value.replace(hour=0, minute=0, second=0).astimezone(
-                dt.UTC)
         elif "/" in text:
             day, month, rest = text.split("/", 2)
             year, hh, mm, rest = rest.split(":", 3)
