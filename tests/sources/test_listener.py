@@ -10,7 +10,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from listener_support import both_loops, listening, run
 
 from portolan.config import ConfigError
 from portolan.protocols.tls import parse_client_hello
@@ -21,6 +20,7 @@ from portolan.sources.listener import (
     ListenerSource,
     parse_ports,
 )
+from tests.sources.listener_support import both_loops, listening, run
 
 
 @both_loops
