@@ -150,7 +150,7 @@ _CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "ne
 _IP_MAX = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conn:
     """What one sshd process (one connection) has said so far."""
 
