@@ -153,9 +153,10 @@ def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
 # -- the tables kept beside the events ---------------------------------------------------
 
 
-#: Upsert statements as SQL text, made once per (dialect, table): the hooks run on every
-#: batch, and building and compiling the statement each time cost more than running it.
-_UPSERTS: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+#: Upsert statements as SQL text, made once per dialect (driver, server version) and table:
+#: the hooks run on every batch, and building and compiling the statement each time cost
+#: more than running it.
+_UPSERTS: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: str,
@@ -166,10 +167,12 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
     Every row has a value for every column of the table, under the column's name."""
     if not rows:
         return
-    found = _UPSERTS.get((conn.dialect.name, table.name))
+    dialect = conn.dialect
+    cache_key = (type(dialect), dialect.server_version_info,
+                 getattr(dialect, "is_mariadb", False), table.name)
+    found = _UPSERTS.get(cache_key)
     if found is None:
-        found = _UPSERTS[(conn.dialect.name, table.name)] = _compile_upsert(
-            conn, table, list(rows[0]), key, update)
+        found = _UPSERTS[cache_key] = _compile_upsert(conn, table, list(rows[0]), key, update)
     sql, order = found
     params: list[Any] = rows if order is None else [[r[n] for n in order] for r in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
