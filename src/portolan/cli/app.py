@@ -11,10 +11,20 @@ from portolan import __version__
 from portolan.config import ConfigError
 from portolan.event import EventError
 from portolan.plugins import UnknownName
-from portolan.store import QueryError, StoreError
 
 #: Errors that are the user's to fix: shown as one line, no traceback, exit status 2.
-USER_ERRORS = (ConfigError, StoreError, UnknownName, QueryError, EventError)
+#: The store's own (``StoreError``, ``QueryError``) are added by :func:`user_errors` once
+#: the store is loaded: commands that never touch a database (``parse``) do not pay for
+#: importing SQLAlchemy.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, UnknownName, EventError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix, among the modules loaded so far."""
+    store = sys.modules.get("portolan.store")
+    if store is None:  # nothing has connected to a database: no store error can occur
+        return USER_ERRORS
+    return (*USER_ERRORS, store.StoreError, store.QueryError)
 
 
 class PortolanGroup(click.Group):
@@ -23,7 +33,9 @@ class PortolanGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except Exception as exc:
+            if not isinstance(exc, user_errors()):
+                raise
             click.echo(f"portolan: error: {exc}", err=True)
             sys.exit(2)
 

@@ -11,7 +11,6 @@ from portolan.cli.app import main
 from portolan.cli.common import db_option, runtime
 from portolan.config import example_config, markdown_reference
 from portolan.plugins import load_all
-from portolan.store import Store
 from portolan.times import parse_time
 
 
@@ -25,6 +24,8 @@ def db() -> None:
 @click.pass_context
 def migrate(ctx: click.Context, db_url: str | None) -> None:
     """Bring the schema up to date (also done on every start)."""
+    from portolan.store import Store  # SQLAlchemy: only for the commands that need it
+
     rt = runtime(ctx, db_url)
     url = db_url if db_url is not None else rt.config.store.url
     store = Store(url, data_dir=rt.data_dir)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,9 +16,11 @@ from portolan.cli.common import (
     since_option,
 )
 from portolan.event import encode
-from portolan.store import EventFilter
 from portolan.text import printable
 from portolan.times import rfc3339
+
+if TYPE_CHECKING:
+    from portolan.store import EventFilter
 
 
 def _filter_options(f: Any) -> Any:
@@ -35,6 +37,8 @@ def _filter_options(f: Any) -> Any:
 
 
 def _make_filter(since: str | None, **kw: Any) -> EventFilter:
+    from portolan.store import EventFilter  # SQLAlchemy: only for the commands that need it
+
     return EventFilter(since=parse_since(since), **{k: v for k, v in kw.items() if v})
 
 

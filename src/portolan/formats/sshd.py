@@ -33,13 +33,14 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 
-from portolan.event import Event, clip, make_id
+from portolan.event import TEXT_MAX, Event, clip, make_id
 from portolan.formats.base import FORMATS, FormatSpec, ParseContext
 from portolan.formats.header import SyslogClock, split
 
@@ -49,7 +50,10 @@ MAX_PROCESSES = 4096
 #: A PAM failure waits this long for the ``Failed`` line that repeats it.
 PAM_WAIT = dt.timedelta(seconds=10)
 
-_H = r"(?P<ip>[^\s\[]\S*?)"  # a host as sshd writes it: IPv4, IPv6, ::ffff:, a name
+# A host as sshd writes it: IPv4, IPv6, ::ffff:, a name. What follows a host in every
+# pattern starts with a space, a colon or the end: the lookahead skips the other places
+# where the shortest match could end, without changing what matches (it is only faster).
+_H = r"(?P<ip>[^\s\[]\S*?(?=[\s:]|$))"
 _PORT = r"(?: port (?P<port>\d+))"
 _U = r"(?P<user>.*?)"
 
@@ -127,17 +131,26 @@ _KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ")
 _WORD = re.compile(r"[A-Za-z_]+")
 #: Patterns by the first word of the message they can match, so that most lines try one
 #: or two patterns instead of all of them.
-_BY_WORD: dict[str, list[tuple[str, re.Pattern[str], str | None]]] = {}
+_Matcher = Callable[[str], "re.Match[str] | None"]
+_BY_WORD: dict[str, list[tuple[str, _Matcher, str | None]]] = {}
 for _name, _pattern, _action in PATTERNS:
     _key = _WORD.match(_pattern.removeprefix("(?P<reason>"))
     assert _key is not None, _name
-    _BY_WORD.setdefault(_key[0], []).append((_name, re.compile(_pattern), _action))
+    _BY_WORD.setdefault(_key[0], []).append((_name, re.compile(_pattern).match, _action))
+#: The same, by the message's whole first token (``pam_unix(sshd:auth):``), filled as
+#: tokens are met (bounded: the token is the peer's text in some messages).
+_BY_TOKEN: dict[str, Sequence[tuple[str, _Matcher, str | None]]] = {}
+#: The common header (``Nov 23 21:50:37 host prog[123]: message``), as in
+#: :func:`portolan.formats.header.split`, with the whole timestamp as the first group.
+_FAST = re.compile(
+    r"(([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)) ([^\s\[\]:]+) "
+    r"([^\s\[\]:]+)\[(\d+)\]: (.*)", re.DOTALL).match
 _CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "negotiate",
                              "negotiate_kex", "no_matching", "kex", "dispatch"})
 _IP_MAX = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conn:
     """What one sshd process (one connection) has said so far."""
 
@@ -150,6 +163,8 @@ class _Conn:
     opened: bool = False
     closed: bool = False
     pam: Event | None = None
+    session: str | None = None
+    """The session id, once made (see :meth:`SshdParser._session`)."""
 
 
 class SshdParser:
@@ -167,15 +182,25 @@ class SshdParser:
         self._held: list[Event] = []
         self._waiting: dict[str, _Conn] = {}
         """Processes with a PAM failure waiting for its ``Failed`` line."""
+        self._stamps: dict[str, dt.datetime] = {}
 
     def parse(self, line: str) -> list[Event] | None:
-        head = split(line, self.clock, self.tz or dt.UTC)
-        if head is None:
-            return None
-        if head.program not in PROGRAMS:
-            return [] if head.program else None
-        ts = head.ts or self.ctx.now()
-        msg = head.message
+        fast = _FAST(line)
+        if fast is not None:  # the common form, without building a Header
+            stamp, host, program, pid, msg = fast.group(1, 7, 8, 9, 10)
+            if program not in PROGRAMS:
+                return []
+            ts = self._stamps.get(stamp)
+            if ts is None:
+                ts = self._stamp(stamp, fast) or self.ctx.now()
+        else:
+            head = split(line, self.clock, self.tz or dt.UTC)
+            if head is None:
+                return None
+            if head.program not in PROGRAMS:
+                return [] if head.program else None
+            ts = head.ts or self.ctx.now()
+            msg, host, pid = head.message, head.host, head.pid
         if msg.startswith("["):
             msg = _SOLARIS.sub("", msg, count=1)
         elif msg.startswith("kernel:"):
@@ -188,24 +213,39 @@ class SshdParser:
             count, msg = min(int(rm[1]), 10000), rm[2]
         if msg.startswith(("error: ", "fatal: ")):
             msg = msg[7:]
-        released = self._release(ts)
+        released = self._release(ts) if self._held or self._waiting else None
         found = self._match(msg)
         if found is None:
             if NOISE.match(msg):
-                return released
+                return released if released is not None else []
             return released or None
-        events = self._events(*found, ts, head.host, head.pid, count)
+        events = self._events(*found, ts, host, pid, count)
         # Released events go last: a line's own events keep their index (and so their id)
         # whether or not a PAM failure happened to be waiting when it was read.
         return events + released if released else events
 
+    def _stamp(self, stamp: str, fast: re.Match[str]) -> dt.datetime | None:
+        """The time of a syslog timestamp, remembered by its text (lines share seconds)."""
+        ts = self.clock(*fast.group(2, 3, 4, 5, 6))
+        if ts is not None:
+            stamps = self._stamps
+            if len(stamps) > 4096:
+                stamps.clear()
+            stamps[stamp] = ts
+        return ts
+
     @staticmethod
     def _match(msg: str) -> tuple[str, re.Match[str], str | None] | None:
-        word = _WORD.match(msg)
-        if word is None:
-            return None
-        for name, pattern, action in _BY_WORD.get(word[0], ()):
-            m = pattern.match(msg)
+        space = msg.find(" ")
+        token = msg[:space] if space >= 0 else msg
+        candidates = _BY_TOKEN.get(token)
+        if candidates is None:
+            word = _WORD.match(token)
+            candidates = _BY_WORD.get(word[0], ()) if word is not None else ()
+            if len(_BY_TOKEN) < 4096:
+                _BY_TOKEN[token] = candidates
+        for name, match, action in candidates:
+            m = match(msg)
             if m is not None:
                 return name, m, action
         return None
@@ -213,11 +253,12 @@ class SshdParser:
     def _events(self, name: str, m: re.Match[str], action: str | None, ts: dt.datetime,
                 host: str, pid: str, count: int) -> list[Event]:
         groups = m.groupdict()
-        ip = groups.get("ip")
-        user = groups.get("user")
+        get = groups.get
+        ip = get("ip")
+        user = get("user")
         if user is None:
-            user = groups.get("guser")
-        port_text = groups.get("port")
+            user = get("guser")
+        port_text = get("port")
         port = int(port_text) if port_text and len(port_text) <= 5 else None
         if port is not None and port > 65535:
             port = None
@@ -233,24 +274,24 @@ class SshdParser:
                 self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return _with(out, held)
+                    return out if held is None else [*out, held]
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return _with(out, held)
+            return out if held is None else [*out, held]
         ip = ip[:_IP_MAX]
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
             method = groups["method"]
             if method == "none":  # the client asking which methods exist
-                return _with(out, held)
+                return out if held is None else [*out, held]
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
                 attrs["valid_user"] = not groups["invalid"]
-        reason = groups.get("reason")
+        reason = get("reason")
         if reason:
             attrs["reason"] = clip(reason, 200)
         if action == "pam":
@@ -261,17 +302,17 @@ class SshdParser:
             else:
                 conn.pam = event
                 self._waiting[key] = conn
-            return _with(out, held)
+            return out if held is None else [*out, held]
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         if action == "close":
             if conn is not None and conn.closed:
-                return _with(out, held)
+                return out if held is None else [*out, held]
             action = "disconnect"
         if conn is not None and action in ("connect", "auth_success"):
             conn.opened = True
-        dst_port = groups.get("dst_port")
-        event = self._event(ts, action, ip, port, user, attrs, conn, groups.get("dst_ip"),
+        dst_port = get("dst_port")
+        event = self._event(ts, action, ip, port, user, attrs, conn, get("dst_ip"),
                             int(dst_port) if dst_port and len(dst_port) <= 5 else None)
         out.append(event)
         for _ in range(count - 1):
@@ -283,18 +324,22 @@ class SshdParser:
                                            {"reason": attrs.get("reason", name)}, conn))
                 out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
             conn.closed = True
-        return _with(out, held)
+        return out if held is None else [*out, held]
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
                dst_port: int | None = None) -> Event:
+        session = None
+        if conn is not None and conn.opened:
+            session = conn.session
+            if session is None:
+                session = conn.session = self._session(conn)
         return Event(
             ts=ts, sensor=self.sensor, source=self.source, service="ssh", action=action,
             proto="tcp", src_ip=ip, src_port=port,
             dst_ip=dst_ip[:_IP_MAX] if dst_ip else None, dst_port=dst_port,
-            user=clip(user) if user is not None else None,
-            session=self._session(conn) if conn is not None and conn.opened else None,
-            attrs=attrs,
+            user=user if user is None or len(user) <= TEXT_MAX else clip(user),
+            session=session, attrs=attrs,
         )
 
     def _session(self, conn: _Conn) -> str:
@@ -345,10 +390,6 @@ class SshdParser:
         self._waiting.clear()
         return out
 
-
-
-def _with(events: list[Event], held: Event | None) -> list[Event]:
-    return events if held is None else [*events, held]
 
 
 def _make(ctx: ParseContext) -> SshdParser:

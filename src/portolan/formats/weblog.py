@@ -50,6 +50,7 @@ _VARIABLE = {
 }
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _REQUEST = re.compile(r"(\S+) (\S+) (HTTP/\d(?:\.\d)?)$")
+_REQUEST_MATCH = _REQUEST.match
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _TEXT = 1024
@@ -120,14 +121,15 @@ class WeblogParser(LineParser):
         if m is None:
             return None
         g = m.groupdict()
-        ts = self._time(g)
+        times, text = self._times, g.get("time_local")
+        ts = times[text] if text in times else self._time(g)  # _time's cache, without a call
         if ts is None:
             self.ctx.counters["weblog: bad time"] += 1
             return None
         attrs: dict[str, Any] = {}
         if self._split_request:
             request = g["request"]
-            rm = _REQUEST.match(request)
+            rm = _REQUEST_MATCH(request)
             if rm is None:
                 attrs["request"] = clip(request, _TEXT)
             else:
@@ -136,7 +138,7 @@ class WeblogParser(LineParser):
                 path, sep, query = target.partition("?")
                 attrs["path"] = path if len(path) <= _TEXT else clip(path, _TEXT)
                 if sep:
-                    attrs["query"] = clip(query, _TEXT)
+                    attrs["query"] = query if len(query) <= _TEXT else clip(query, _TEXT)
                 attrs["protocol"] = protocol
         for part in self._parts:
             if g[part]:

@@ -112,7 +112,7 @@ class LineFeeder:
         if len(raw) > LINE_MAX:
             stats.too_long += 1
             raw = raw[:LINE_MAX]
-        line = decode_line(raw)
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")  # decode_line, inlined
         events = self.parser.parse(line)
         if events is None:
             if line.strip():
@@ -126,6 +126,13 @@ class LineFeeder:
         stats.matched += 1
         stats.events += len(events)
         base = self._id_base
+        if len(events) == 1:  # the common case, without the loop
+            event = events[0]
+            if not event.id:
+                h = base.copy()
+                h.update(f"{offset}\x1f0".encode("utf-8", "surrogatepass"))
+                event.id = h.hexdigest()
+            return events
         for index, event in enumerate(events):
             if not event.id:
                 h = base.copy()

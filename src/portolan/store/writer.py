@@ -153,30 +153,61 @@ def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
 # -- the tables kept beside the events ---------------------------------------------------
 
 
+#: Upsert statements as SQL text, made once per dialect (driver, server version) and table:
+#: the hooks run on every batch, and building and compiling the statement each time cost
+#: more than running it.
+_UPSERTS: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None]] = {}
+
+
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: str,
             update: Callable[[Any], dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE, in each dialect's words. ``update`` gets
-    the "incoming row" namespace and returns column -> expression."""
+    the "incoming row" namespace and returns column -> expression; it must be the same for
+    every call on one table (the statement is compiled on the first call, then reused).
+    Every row has a value for every column of the table, under the column's name."""
     if not rows:
         return
+    dialect = conn.dialect
+    cache_key = (type(dialect), dialect.server_version_info,
+                 getattr(dialect, "is_mariadb", False), table.name)
+    found = _UPSERTS.get(cache_key)
+    if found is None:
+        found = _UPSERTS[cache_key] = _compile_upsert(conn, table, list(rows[0]), key, update)
+    sql, order = found
+    params: list[Any] = rows if order is None else [[r[n] for n in order] for r in rows]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def _compile_upsert(conn: Connection, table: sa.Table, columns: list[str], key: str,
+                    update: Callable[[Any], dict[str, Any]]) -> tuple[str, tuple[str, ...] | None]:
+    """The upsert as the driver's SQL, and the order of its parameters when the driver's
+    parameters are positional (SQLite) instead of named."""
     dialect = conn.dialect.name
+    stmt: Any
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(table)
-        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update(stmt.excluded)),
-                     rows)
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=update(stmt.excluded))
     elif dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pstmt = pg_insert(table)
-        conn.execute(pstmt.on_conflict_do_update(index_elements=[key], set_=update(pstmt.excluded)),
-                     rows)
+        stmt = pg_insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=update(stmt.excluded))
     else:
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        mstmt = mysql_insert(table)
-        conn.execute(mstmt.on_duplicate_key_update(update(mstmt.inserted)), rows)
+        stmt = mysql_insert(table)
+        stmt = stmt.on_duplicate_key_update(update(stmt.inserted))
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=columns)
+    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+    unknown = set(names) - set(columns)
+    assert not unknown, f"upsert into {table.name}: parameters {unknown} are not columns"
+    return compiled.string, names if compiled.positional else None
 
 
 def _least(conn: Connection, a: Any, b: Any) -> Any:
