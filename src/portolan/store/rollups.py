@@ -168,12 +168,37 @@ def add(conn: Connection, rows: dict[tuple[int, str, int, str, str], list[Any]])
     dialect = conn.dialect.name
     items = rows.items() if dialect == "sqlite" else sorted(rows.items())
     values = [(*key, n, label) for key, (n, label) in items]
+    if dialect == "postgresql":
+        _add_postgresql(conn, values)
+        return
     sql = _UPSERT["mysql" if dialect in ("mysql", "mariadb") else dialect]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, values)
     finally:
         cursor.close()
+
+
+_PG_COLUMNS = "grain, dim, bucket, service, item, n, label"
+
+
+def _add_postgresql(conn: Connection, values: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: thousands of rows per batch go through COPY into a temporary table and
+    one INSERT ... ON CONFLICT, instead of one statement per row."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS portolan_rollups_in "
+                    "(LIKE rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY portolan_rollups_in ({_PG_COLUMNS}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO rollups ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM portolan_rollups_in "
+            "ORDER BY grain, dim, bucket, service, item "
+            "ON CONFLICT (grain, dim, bucket, service, item) DO UPDATE SET "
+            "n = rollups.n + excluded.n, label = COALESCE(excluded.label, rollups.label)")
+        cur.execute("DELETE FROM portolan_rollups_in")
 
 
 def update_rollups(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
