@@ -206,3 +206,24 @@ def test_hostile_lines_never_crash() -> None:
         assert result is None or isinstance(result, list)
     repeated = parser.parse(nasty[1])
     assert repeated is not None and len(repeated) == 10000  # bounded
+
+
+def test_a_pam_failure_that_times_out_is_reported_once() -> None:
+    """A PAM failure with no Failed line after it is released once, not again with every
+    later line (the released list must not be the held one)."""
+    from portolan.formats.base import ParseContext
+    from portolan.formats.sshd import SshdParser
+
+    clock = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    parser = SshdParser(ParseContext(sensor="t", now=lambda: clock))
+    lines = [
+        "Nov 20 10:00:00 h sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 "
+        "euid=0 tty=ssh ruser= rhost=198.51.100.9  user=root",
+        "Nov 20 10:05:00 h sshd[2]: Connection closed by 198.51.100.1 port 1 [preauth]",
+        "Nov 20 10:06:00 h sshd[3]: Connection closed by 198.51.100.2 port 2 [preauth]",
+        "Nov 20 10:07:00 h sshd[4]: Connection closed by 198.51.100.3 port 3 [preauth]",
+    ]
+    events = [e for line in lines for e in (parser.parse(line) or [])] + parser.finish()
+    pam = [e for e in events if e.attrs.get("method") == "pam"]
+    assert len(pam) == 1
+    assert len({id(e) for e in events}) == len(events)

@@ -369,9 +369,7 @@ class SshdParser:
     def _release(self, ts: dt.datetime) -> list[Event]:
         """PAM failures that waited :data:`PAM_WAIT` (of log time) for a ``Failed`` line
         that never came, and those of forgotten processes."""
-        out = self._held
-        if out:
-            self._held = []
+        out, self._held = self._held, []  # a new list each time: never the held one itself
         if self._waiting:
             limit = ts - PAM_WAIT
             for key, conn in list(self._waiting.items()):
@@ -384,7 +382,8 @@ class SshdParser:
         return out
 
     def finish(self) -> list[Event]:
-        out = [c.pam for c in self._waiting.values() if c.pam is not None]
+        out, self._held = self._held, []
+        out += [c.pam for c in self._waiting.values() if c.pam is not None]
         for conn in self._waiting.values():
             conn.pam = None
         self._waiting.clear()
