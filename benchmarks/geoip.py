@@ -73,6 +73,7 @@ def time_enricher(geo: GeoIP, addrs: list[str]) -> float:
         for ev, ip in zip(batch, chunk, strict=True):
             ev.src_ip = ip
             ev.geo_db = None
+            ev.country = None  # the enricher keeps a place an event already has
             ev.attrs = {}
         t = time.perf_counter()
         enricher.enrich(batch)
