@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from portolan.event import make_id
-from portolan.sources.listener_conn import Hub, Limits, Port, TokenBucket, session_id
+from portolan.sources.listener import ListenerOptions
+from portolan.sources.listener_conn import Hub, Port, TokenBucket, session_id
 
 PORTOLAN = [sys.executable, "-m", "portolan"]
 
@@ -114,7 +115,8 @@ def test_token_bucket() -> None:
 
 
 def test_session_id_is_make_id_of_its_parts() -> None:
-    hub = Hub("edge-1", lambda: dt.datetime.now(dt.UTC), Limits(), collections.Counter())
+    limits = ListenerOptions(type="listener").limits()
+    hub = Hub("edge-1", lambda: dt.datetime.now(dt.UTC), limits, collections.Counter())
     port = Port(hub, "listener:2222", "0.0.0.0", 2222)
     ns = 1_795_416_236_123_456_789
     assert session_id(port, "203.0.113.9", 40132, ns, 7) == make_id(

@@ -49,19 +49,21 @@ WELL_KNOWN: Final = {
 
 @dataclass
 class Limits:
-    """What one listener allows (see the ``listener`` source's options)."""
+    """What one listener allows. Built from the ``listener`` source's options
+    (``ListenerOptions.limits()``), which hold the defaults and their documentation."""
 
-    max_payload: int = 4096
-    read_timeout: float = 10.0
-    payload_gap: float = 0.5
-    idle_timeout: float = 60.0
-    max_duration: float = 600.0
-    max_connections: int = 10000
-    max_per_source: int = 100
-    accept_rate: float = 1000.0
-    udp_rate: float = 1000.0
+    max_payload: int
+    read_timeout: float
+    payload_gap: float
+    idle_timeout: float
+    max_duration: float
+    max_connections: int
+    max_per_source: int
+    accept_rate: float
+    udp_rate: float
+    original_dst: bool
     pending_max: int = 100000
-    original_dst: bool = True
+    """Events waiting to be handed to the pipeline (not an option)."""
 
 
 class TokenBucket:
