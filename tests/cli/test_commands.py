@@ -90,6 +90,20 @@ def test_query_commands(tmp_path: Path, sqlite_url: str) -> None:
     assert "\\x1b[2J" in out
 
 
+def test_addresses_and_names_from_json_are_shown_escaped(tmp_path: Path, sqlite_url: str) -> None:
+    hostile = Event(ts=T0, service="ssh\x1b]0;x\x07", action="connect", src_ip="\x1b[2Jx",
+                    session="s-1")
+    log = tmp_path / "h.jsonl"
+    log.write_bytes(encode_lines([hostile]))
+    cli("ingest", str(log), "-f", "jsonl", db=sqlite_url)
+    for args in (("query", "events"), ("query", "sessions"), ("query", "active")):
+        code, out, _ = cli(*args, db=sqlite_url)
+        assert code == 0
+        assert "\x1b" not in out and "\x07" not in out
+    _, out, _ = cli("query", "events", db=sqlite_url)
+    assert "\\x1b[2Jx" in out
+
+
 def test_db_migrate_and_purge(sqlite_url: str, tmp_path: Path) -> None:
     code, out, _ = cli("db", "migrate", db=sqlite_url)
     assert "migrated to" in out

@@ -65,8 +65,9 @@ def events(ctx: click.Context, /, db_url: str | None, since: str | None, limit: 
         else:
             where = ", ".join(x for x in (e.country, e.city, f"AS{e.asn}" if e.asn else None) if x)
             user = f" user={printable(e.user, 40)}" if e.user else ""
-            click.echo(f"{rfc3339(e.ts)}  {e.service:9} {e.action:13} {e.src_ip or '-':39}"
-                       f" {where}{user}")
+            # every field may come from another sensor's JSON: all of it is shown escaped
+            click.echo(f"{rfc3339(e.ts)}  {printable(e.service, 9):9} {printable(e.action, 13):13}"
+                       f" {printable(e.src_ip or '-', 39):39} {printable(where, 80)}{user}")
 
 
 @query.command()
@@ -101,8 +102,9 @@ def _session_out(s: dict[str, Any], as_json: bool) -> None:
     duration = f"{s['duration']:.1f}s" if s["duration"] is not None else "open"
     start = rfc3339(s["start"]) or "?"
     client = s["attrs"].get("client") or s["attrs"].get("client_name") or s["user"] or ""
-    click.echo(f"{start}  {s['service']:9} {s['src_ip'] or '-'}:{s['src_port'] or '-':<6} "
-               f"{duration:>10}  {s['country'] or ''} {printable(str(client), 40)}")
+    click.echo(f"{start}  {printable(s['service'], 9):9} {printable(s['src_ip'] or '-', 39)}:"
+               f"{s['src_port'] or '-':<6} {duration:>10}  {printable(s['country'] or '', 2)} "
+               f"{printable(str(client), 40)}")
 
 
 @query.command()
