@@ -108,12 +108,38 @@ class Broken:
 async def test_everything_arrives_in_batches() -> None:
     sink = MemorySink()
     src = ListSource([events(300, i * 300) for i in range(10)])
-    stats = await Pipeline([src], [Stamp()], [sink], batch_size=1000).run()
+    stats = await Pipeline([src], [Stamp()], [sink], batch_size=1000, write_max=0).run()
     assert sink.count == 3000
     assert max(len(b) for b in sink.batches) <= 1300
     assert all(e.country == "NL" for b in sink.batches for e in b)
     assert stats.received == stats.written == 3000
     assert sink.closed
+
+
+async def test_batches_waiting_for_a_busy_store_are_written_together() -> None:
+    marks: list[int] = []
+    release = asyncio.Event()
+    sink = MemorySink()
+    original = sink.write
+
+    async def write(batch: list[Event]) -> None:
+        await release.wait()  # the store is busy until every batch is made
+        await original(batch)
+
+    sink.write = write  # type: ignore[method-assign]
+    src = ListSource([events(100, i * 100) for i in range(12)], checkpoints=marks)
+    pipe = Pipeline([src], [], [sink], batch_size=100, batch_delay=0.01, write_max=450)
+    task = asyncio.create_task(pipe.run())
+    assert await eventually(lambda: pipe._write_queue.full())
+    release.set()
+    stats = await task
+    assert sink.count == stats.written == 1200
+    assert marks == list(range(12))
+    # batches that waited went together, a group growing by whole batches until it
+    # holds write_max events or more
+    assert 100 < max(len(b) for b in sink.batches) < 450 + 100
+    assert len(sink.batches) < 12
+    assert sorted(e.id for b in sink.batches for e in b) == sorted(make_id(i) for i in range(1200))
 
 
 async def test_checkpoints_after_durable_write_in_order() -> None:
@@ -134,19 +160,22 @@ async def test_checkpoints_after_durable_write_in_order() -> None:
     assert marks == list(range(20))
 
 
-async def test_back_pressure_bounds_what_is_in_flight() -> None:
+# intake queue (4 items of 10) + the batch being built + the batches waiting for the
+# writer (2, or write_max // batch_size) + what is being written (one batch, or a group
+# of up to write_max + batch_size - 1): a constant, however long the run
+@pytest.mark.parametrize(("write_max", "bound"), [(0, 4 * 10 + 20 + 2 * 20 + 20),
+                                                  (100, 4 * 10 + 20 + 5 * 20 + 119)])
+async def test_back_pressure_bounds_what_is_in_flight(write_max: int, bound: int) -> None:
     sink = MemorySink(delay=0.01)
     src = EndlessSource()
-    pipe = Pipeline([src], [], [sink], batch_size=20, queue_size=4)
+    pipe = Pipeline([src], [], [sink], batch_size=20, queue_size=4, write_max=write_max)
     stop = asyncio.Event()
     task = asyncio.create_task(pipe.run(stop))
     for _ in range(1000):
         await asyncio.sleep(0)
         if sink.count >= 200:
             break
-        # intake queue (4 items of 10) + the batch being built + two batches waiting for
-        # the writer + the one being written: a constant, however long the run
-        assert src.handed_over - sink.count <= 4 * 10 + 4 * 20
+        assert src.handed_over - sink.count <= bound
     stop.set()
     await task
     assert sink.count == src.handed_over  # drain: all that was handed over is written
@@ -183,7 +212,8 @@ async def test_hung_side_sink_does_not_block_and_drops_are_counted() -> None:
     hung = BlockedSink("alerts")
     stats = PipelineStats()
     src = ListSource([events(10, i * 10) for i in range(100)])
-    pipe = Pipeline([src], [], [durable, hung], batch_size=10, side_queue_size=2, stats=stats)
+    pipe = Pipeline([src], [], [durable, hung], batch_size=10, side_queue_size=2, stats=stats,
+                    write_max=0)
     run = asyncio.create_task(pipe.run())
     assert await eventually(lambda: durable.count == 1000)
     assert stats.dropped["alerts"] >= 1000 - 3 * 10

@@ -90,6 +90,11 @@ class PipelineSection(Section):
     """Longest wait, in seconds, before a batch that is not full is written anyway."""
     queue_size: int = 64
     """Batches that may wait between the sources and the store (back-pressure beyond)."""
+    write_max: int = 50_000
+    """Most events written in one transaction when batches wait for the store: batches
+    that queue up while the store is busy are written together (group commit), so a
+    loaded store catches up in fewer, larger transactions. At most ``batch_size``
+    disables it."""
 
 
 SECTIONS.add("store", StoreSection)
@@ -212,9 +217,20 @@ def validate(raw: dict[str, Any], where: str = "configuration", path: Path | Non
             config.sections[key] = named
         else:
             config.sections[key] = _convert(value, typ, where, key)
+    _check_pipeline(config.pipeline, where)
     for hook in LOAD_HOOKS:
         hook(config)
     return config
+
+
+def _check_pipeline(p: PipelineSection, where: str) -> None:
+    for key in ("batch_size", "queue_size"):
+        if getattr(p, key) < 1:
+            raise ConfigError(f"{where}: pipeline.{key}: must be at least 1")
+    if p.batch_delay <= 0:
+        raise ConfigError(f"{where}: pipeline.batch_delay: must be more than 0 (seconds)")
+    if p.write_max < 0:
+        raise ConfigError(f"{where}: pipeline.write_max: must be 0 or more")
 
 
 def _sources(value: Any, where: str) -> list[SourceOptions]:

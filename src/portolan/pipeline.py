@@ -5,7 +5,10 @@ them wait: back-pressure, never unbounded memory). A batcher gathers events into
 of ``batch_size`` (or whatever arrived within ``batch_delay``), runs the enrichers over
 each, and passes it to the writer, which awaits every durable sink, then calls the
 sources' checkpoints, then offers the batch to the other sinks through their own queues.
-One batch is enriched while the previous one is written.
+One batch is enriched while the previous one is written. When the durable sinks fall
+behind, the batches waiting for them are written together (up to ``write_max`` events,
+one transaction): a busy store catches up in fewer, larger transactions, while a quiet
+one still gets each batch as soon as it is made.
 
 A failing enricher or sink is isolated: counted in :class:`PipelineStats`, logged once
 per kind of failure, and the pipeline goes on. Stopping drains: sources are cancelled,
@@ -69,6 +72,7 @@ class Pipeline:
         batch_size: int = 5000,
         batch_delay: float = 0.25,
         queue_size: int = 64,
+        write_max: int = 50_000,
         side_queue_size: int = 64,
         stats: PipelineStats | None = None,
     ) -> None:
@@ -78,9 +82,10 @@ class Pipeline:
         self.side = [s for s in sinks if not s.durable]
         self.batch_size = batch_size
         self.batch_delay = batch_delay
+        self.write_max = write_max
         self.stats = stats or PipelineStats()
         self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
-        self._write_queue: asyncio.Queue[Any] = asyncio.Queue(2)
+        self._write_queue: asyncio.Queue[Any] = asyncio.Queue(max(2, write_max // batch_size))
         self._side_queues: dict[str, asyncio.Queue[Any]] = {
             s.name: asyncio.Queue(side_queue_size) for s in self.side
         }
@@ -199,6 +204,17 @@ class Pipeline:
             if item is _END:
                 return
             events, checkpoints = item
+            ended = False
+            while len(events) < self.write_max:  # group commit: take what waits too
+                try:
+                    more = self._write_queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if more is _END:
+                    ended = True
+                    break
+                events = events + more[0]
+                checkpoints = checkpoints + more[1]
             if events:
                 started = time.perf_counter()
                 for sink in self.durable:
@@ -222,6 +238,8 @@ class Pipeline:
                         q.put_nowait(events)
                     except asyncio.QueueFull:
                         self.stats.dropped[name] += len(events)
+            if ended:
+                return
 
     async def _side_writer(self, sink: Sink) -> None:
         q = self._side_queues[sink.name]

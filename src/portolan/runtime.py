@@ -130,6 +130,7 @@ class Runtime:
             batch_size=p.batch_size,
             batch_delay=p.batch_delay,
             queue_size=p.queue_size,
+            write_max=p.write_max,
             stats=self.stats,
         )
 

@@ -9,7 +9,10 @@ addresses and the sensors tables, and whatever else registered a hook (rollups).
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,13 +93,31 @@ def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
     return found
 
 
-#: Rows per multi-row INSERT (SQLite allows 32,766 parameters in one statement).
-_ROWS_PER_STATEMENT = 1000
+#: Values per multi-row INSERT (SQLite allows 32,766 parameters in one statement).
+_VALUES_PER_STATEMENT = 30_000
+_NONES = (None,) * len(_COLUMNS)
+
+
+def _by_columns(rows: list[list[Any]]) -> dict[tuple[int, ...], list[list[Any]]]:
+    """Rows grouped by which columns they have a value for (most of a batch share one
+    shape): each group is inserted naming only those columns, so the NULLs of the others
+    cost nothing to bind (binding ``None`` is several times dearer than an integer in
+    Python's sqlite3)."""
+    groups: dict[tuple[bool, ...], list[list[Any]]] = {}
+    for row in rows:
+        key = tuple(map(operator.is_not, row, _NONES))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [row]
+        else:
+            group.append(row)
+    return {tuple(i for i, has in enumerate(key) if has): group
+            for key, group in groups.items()}
 
 
 def _insert_generic(conn: Connection, rows: list[list[Any]], dialect: str) -> set[str]:
     """SQLite and MariaDB: multi-row ``INSERT ... IGNORE ... RETURNING id`` gives exactly the
-    ids that were new, in one statement per 1,000 rows. MySQL, which has no RETURNING,
+    ids that were new, in one statement per 30,000 values. MySQL, which has no RETURNING,
     checks the keys first."""
     sqlite = dialect == "sqlite"
     returning = sqlite or bool(getattr(conn.dialect, "is_mariadb", False))
@@ -106,22 +127,27 @@ def _insert_generic(conn: Connection, rows: list[list[Any]], dialect: str) -> se
         if not rows:
             return set()
     mark = "?" if sqlite else "%s"
-    one = "(" + ",".join([mark] * len(_COLUMNS)) + ")"
-    head = ("INSERT OR IGNORE INTO events VALUES " if sqlite else
-            "INSERT IGNORE INTO events (" + ",".join(f"`{c}`" for c in _COLUMNS) + ") VALUES ")
+    quote = '"' if sqlite else "`"
+    head = "INSERT OR IGNORE INTO events (" if sqlite else "INSERT IGNORE INTO events ("
     new: set[str] = set()
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            part = rows[start : start + _ROWS_PER_STATEMENT]
-            sql = head + ",".join([one] * len(part))
-            flat = [v for row in part for v in row]
-            if returning:
-                cursor.execute(sql + " RETURNING id", flat)
-                new.update(r[0] for r in cursor.fetchall())
-            else:
-                cursor.execute(sql, flat)
-                new.update(r[0] for r in part)
+        for columns, group in _by_columns(rows).items():
+            names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
+            one = "(" + ",".join([mark] * len(columns)) + ")"
+            pick = operator.itemgetter(*columns) if len(columns) > 1 else (
+                lambda row, i=columns[0]: (row[i],))
+            per = max(1, _VALUES_PER_STATEMENT // len(columns))
+            for start in range(0, len(group), per):
+                part = group[start : start + per]
+                sql = f"{head}{names}) VALUES " + ",".join([one] * len(part))
+                flat = list(itertools.chain.from_iterable(map(pick, part)))
+                if returning:
+                    cursor.execute(sql + " RETURNING id", flat)
+                    new.update(r[0] for r in cursor.fetchall())
+                else:
+                    cursor.execute(sql, flat)
+                    new.update(r[0] for r in part)
     finally:
         cursor.close()
     return new
@@ -131,9 +157,25 @@ _PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
 
 
 def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
+    """``COPY`` straight into the table, in a savepoint: a batch with no stored ids (the
+    usual case) costs what COPY costs. When some id is stored already (a replay), the
+    savepoint is rolled back and the batch goes through a temporary table and
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, which gives the ids that were new."""
+    import psycopg
+
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute("SAVEPOINT portolan_copy")
+        try:
+            with cur.copy(f"COPY events ({_PG_COLS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT portolan_copy")
+        else:
+            cur.execute("RELEASE SAVEPOINT portolan_copy")
+            return {row[0] for row in rows}
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS portolan_incoming "
             "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -224,32 +266,37 @@ SUCCESS_ACTIONS = frozenset({"auth_success"})
 
 def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
     """One row per remote address: first/last seen, counts, latest place and network."""
-    agg: dict[str, dict[str, Any]] = {}
+    agg: dict[str, list[Any]] = {}  # ip -> [first, last, events, failures, successes, event]
+    failure, success = FAILURE_ACTIONS, SUCCESS_ACTIONS
     for e in events:
         ip = e.src_ip if e.direction == "inbound" else e.dst_ip
         if not ip:
             continue
-        ts = to_us(e.ts)
+        ts = e.ts
         row = agg.get(ip)
         if row is None:
-            row = agg[ip] = {
-                "ip": ip, "first_seen": ts, "last_seen": ts, "events": 0, "failures": 0,
-                "successes": 0, "country": e.country, "asn": e.asn, "as_org": e.as_org,
-                "starred": False, "note": None,
-            }
+            row = agg[ip] = [ts, ts, 0, 0, 0, e]
         else:
-            row["first_seen"] = min(row["first_seen"], ts)
-            if ts >= row["last_seen"]:
-                row["last_seen"] = ts
-            if e.country:
-                row["country"], row["asn"], row["as_org"] = e.country, e.asn, e.as_org
-        row["events"] += 1
-        if e.action in FAILURE_ACTIONS:
-            row["failures"] += 1
-        elif e.action in SUCCESS_ACTIONS:
-            row["successes"] += 1
+            if ts < row[0]:
+                row[0] = ts
+            if ts >= row[1]:
+                row[1] = ts
+                if e.country:
+                    row[5] = e
+            elif e.country and not row[5].country:
+                row[5] = e
+        row[2] += 1
+        action = e.action
+        if action in failure:
+            row[3] += 1
+        elif action in success:
+            row[4] += 1
+    rows = [{"ip": ip, "first_seen": to_us(first), "last_seen": to_us(last), "events": n,
+             "failures": failures, "successes": successes, "country": e.country, "asn": e.asn,
+             "as_org": e.as_org, "starred": False, "note": None}
+            for ip, (first, last, n, failures, successes, e) in agg.items()]
     t = schema.ips
-    _upsert(conn, t, list(agg.values()), "ip", lambda x: {
+    _upsert(conn, t, rows, "ip", lambda x: {
         "first_seen": _least(conn, t.c.first_seen, x.first_seen),
         "last_seen": _greatest(conn, t.c.last_seen, x.last_seen),
         "events": t.c.events + x.events,
@@ -263,18 +310,19 @@ def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
 
 def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> None:
     """Every sensor that reports: last contact, newest event time, event count."""
-    agg: dict[str, dict[str, Any]] = {}
-    for e in events:
-        ts = to_us(e.ts)
-        row = agg.get(e.sensor)
-        if row is None:
-            agg[e.sensor] = {"name": e.sensor, "first_seen": now_us, "last_seen": now_us,
-                             "last_event_ts": ts, "events": 1, "version": None, "attrs": None}
-        else:
-            row["events"] += 1
-            row["last_event_ts"] = max(row["last_event_ts"], ts)
+    counts = collections.Counter(e.sensor for e in events)
+    if len(counts) == 1:
+        newest = {next(iter(counts)): max(e.ts for e in events)}
+    else:
+        newest = {}
+        for e in events:
+            if e.sensor not in newest or e.ts > newest[e.sensor]:
+                newest[e.sensor] = e.ts
+    rows = [{"name": name, "first_seen": now_us, "last_seen": now_us,
+             "last_event_ts": to_us(newest[name]), "events": n, "version": None, "attrs": None}
+            for name, n in counts.items()]
     t = schema.sensors
-    _upsert(conn, t, list(agg.values()), "name", lambda x: {
+    _upsert(conn, t, rows, "name", lambda x: {
         "last_seen": x.last_seen,
         # a literal, not a bound parameter: PyMySQL's executemany cannot take parameters
         # in the ON DUPLICATE KEY UPDATE clause
