@@ -47,6 +47,26 @@ def test_write_is_idempotent_on_id(store: Store) -> None:
     assert sum(n for _, n in top) + other == 50
 
 
+def test_batch_partly_stored_already(store: Store) -> None:
+    store.write([ev(i) for i in range(0, 40, 2)])
+    result = store.write([ev(i) for i in range(40)])
+    assert (result.stored, result.duplicates) == (20, 20)
+    assert store.count() == 40
+    top, other = store.stats("src_ip")
+    assert sum(n for _, n in top) + other == 40
+
+
+def test_rows_of_different_shapes_in_one_batch(store: Store) -> None:
+    """Events that fill different columns, interleaved, each stored as it was."""
+    shaped = [ev(i, **extra) for i, extra in enumerate([
+        {}, {"country": "NL", "asn": 1136}, {"user": None}, {"country": "DE"},
+        {"payload": b"\x00x", "duration": 0.5}, {}, {"user": "admin", "asn": 3320},
+    ] * 3)]
+    assert store.write(shaped).stored == len(shaped)
+    back = {e.id: e for e in store.events(limit=100)}
+    assert [back[e.id] for e in shaped] == shaped
+
+
 def test_duplicates_inside_one_batch(store: Store) -> None:
     e = ev(1)
     result = store.write([e, e, ev(2)])
