@@ -175,3 +175,15 @@ def test_series_refuses_too_many_points(filled: tuple[Store, list[Event]]) -> No
 
     with store.connect() as conn, pytest.raises(QueryError, match="at most"):
         rollups.series(conn, EventFilter(since=T0 - dt.timedelta(days=30)), 60, now=NOW)
+
+
+def test_attributes_of_any_json_type_are_counted_as_text() -> None:
+    evs = [Event(id=make_id("j", i), ts=T0, service="http", action="request", attrs=attrs)
+           for i, attrs in enumerate([{"host": ["a", 1]}, {"host": ["a", 1]}, {"host": 7},
+                                      {"host": "7"}, {"instance": {"k": None}}, {}])]
+    rows = rollups.aggregate(evs)
+    hosts = {k[4]: v[0] for k, v in rows.items() if k[1] == "host" and k[0] == rollups.HOUR}
+    assert hosts == {"['a', 1]": 2, "7": 2, "": 2}
+    instances = {k[4]: v[0] for k, v in rows.items()
+                 if k[1] == "instance" and k[0] == rollups.DAY}
+    assert instances == {"{'k': None}": 1, "": 5}

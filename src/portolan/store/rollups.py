@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -90,25 +91,31 @@ _FILTER_FIELDS = ("sensor", "source", "service", "action", "direction", "country
 # -- writing ---------------------------------------------------------------------------
 
 
-def _columns(events: Sequence[Event]) -> dict[str, list[str]]:
-    """Every dimension's item for every event, as text ('' for none): one list per
-    dimension, built with comprehensions (this runs for every stored batch)."""
-    cut = ITEM_MAX
+def _raw_columns(events: Sequence[Event]) -> dict[str, list[Any]]:
+    """Every dimension's raw value for every event (``None`` for none), one list per
+    dimension, built with comprehensions: this runs for every stored batch. Values become
+    items (text, cut to ``ITEM_MAX``) after counting, once per distinct value."""
     attrs = [e.attrs for e in events]
+    blank: list[Any] = [""] * len(events)
     return {
         "service": [e.service for e in events],
         "action": [e.action for e in events],
         "sensor": [e.sensor for e in events],
-        "country": [e.country or "" for e in events],
-        "asn": ["" if e.asn is None else str(e.asn) for e in events],
-        "city": [(e.city or "")[:cut] for e in events],
-        "ip": [(e.src_ip if e.direction == "inbound" else e.dst_ip) or "" for e in events],
-        "user": [(e.user or "")[:cut] for e in events],
-        "dst_port": ["" if e.dst_port is None else str(e.dst_port) for e in events],
-        "host": ["" if not a or a.get("host") is None else str(a["host"])[:cut] for a in attrs],
-        "instance": ["" if not a or a.get("instance") is None else str(a["instance"])[:cut]
-                     for a in attrs],
+        "country": [e.country for e in events],
+        "asn": [e.asn for e in events],
+        "city": [e.city for e in events],
+        "ip": [e.src_ip if e.direction == "inbound" else e.dst_ip for e in events],
+        "user": [e.user for e in events],
+        "dst_port": [e.dst_port for e in events],
+        # attributes may hold anything JSON does (lists...): made items at once
+        "host": [_item(a.get("host")) if a else "" for a in attrs] if any(attrs) else blank,
+        "instance": ([_item(a.get("instance")) if a else "" for a in attrs] if any(attrs)
+                     else blank),
     }
+
+
+def _item(value: Any) -> str:
+    return "" if value is None else str(value)[:ITEM_MAX]
 
 
 def _labels(events: Sequence[Event]) -> dict[str, dict[str, str]]:
@@ -120,20 +127,51 @@ def _labels(events: Sequence[Event]) -> dict[str, dict[str, str]]:
     }
 
 
+def _groups(buckets: list[int], services: list[str]) -> dict[tuple[int, str], list[int] | None]:
+    """Positions of the events of each (bucket, service); ``None`` stands for all of them
+    (the usual batch: one service, one bucket)."""
+    if len(set(buckets)) == 1 and len(set(services)) == 1:
+        return {(buckets[0], services[0]): None}
+    groups: dict[tuple[int, str], list[int] | None] = {}
+    for i, key in enumerate(zip(buckets, services, strict=True)):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [i]
+        else:
+            group.append(i)
+    return groups
+
+
 def aggregate(events: Sequence[Event]) -> dict[tuple[int, str, int, str, str], list[Any]]:
-    """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label]."""
+    """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label].
+
+    Events are grouped by (bucket, service) first, then each dimension's values are
+    counted per group with :class:`collections.Counter` over plain values (no tuple per
+    event), which keeps the cost per event small."""
+    if not events:
+        return {}
     seconds = [(e.ts - _EPOCH) // _ONE_S for e in events]
     minutes = [t - t % MINUTE for t in seconds]
     hours = [t - t % HOUR for t in seconds]
-    columns = _columns(events)
+    columns = _raw_columns(events)
     labels = _labels(events)
     services = columns["service"]
+    by_first = {MINUTE: _groups(minutes, services), HOUR: _groups(hours, services)}
     out: dict[tuple[int, str, int, str, str], list[Any]] = {}
     for dim in DIMS.values():
         first = dim.grains[0]
-        buckets = minutes if first == MINUTE else hours
         named = labels.get(dim.name, {})
-        counted = collections.Counter(zip(buckets, services, columns[dim.name], strict=True))
+        column = columns[dim.name]
+        counted: collections.Counter[tuple[int, str, str]] = collections.Counter()
+        for (bucket, service), positions in by_first[first].items():
+            if positions is None:
+                values: Any = column
+            elif len(positions) == 1:
+                values = (column[positions[0]],)
+            else:
+                values = operator.itemgetter(*positions)(column)
+            for value, n in collections.Counter(values).items():
+                counted[(bucket, service, _item(value))] += n
         for grain in dim.grains:
             if grain == first:
                 level = counted

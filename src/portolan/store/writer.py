@@ -310,7 +310,7 @@ def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
 
 def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> None:
     """Every sensor that reports: last contact, newest event time, event count."""
-    counts = collections.Counter(e.sensor for e in events)
+    counts = collections.Counter([e.sensor for e in events])
     if len(counts) == 1:
         newest = {next(iter(counts)): max(e.ts for e in events)}
     else:
