@@ -53,6 +53,7 @@ url = "sqlite:///{db}"
 [pipeline]
 batch_size = 500
 batch_delay = 0.05
+write_max = 1000
 [[sources]]
 type = "file"
 name = "auth.log"
