@@ -293,10 +293,12 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     ``PORTOLAN_*`` variables) and are left alone; a wrong key inside a known table is an
     error, like in the file."""
     skip = {"PORTOLAN_CONFIG", "PORTOLAN_DATA_DIR"}
-    known = set(TopLevel.__struct_fields__) | set(SECTIONS.names())
+    known: set[str] | None = None  # the tables, once a variable needs them (all plugins load)
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name in skip:
             continue
+        if known is None:
+            known = set(TopLevel.__struct_fields__) | set(SECTIONS.names())
         parts = name[len(ENV_PREFIX):].lower().split("__")
         if not all(parts) or parts[0] not in known:
             continue

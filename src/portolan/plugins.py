@@ -1,10 +1,13 @@
 """Registries of formats, sources, enrichers, sinks and config sections.
 
 Built-in pieces register themselves exactly the way a third-party plugin would: a module
-calls ``FORMATS.add(...)`` (or another registry's ``add``) when it is imported. The
-registries import every module of Portolan's own plugin packages on first use, then the
-modules named by the ``portolan.plugins`` entry point group of installed distributions.
-A plugin that fails to import is logged and skipped; the others still load.
+calls ``FORMATS.add(...)`` (or another registry's ``add``) when it is imported. On first
+use, a registry imports every module of the built-in packages that can hold its pieces,
+then the modules named by the ``portolan.plugins`` entry point group of installed
+distributions. Most registries take pieces from any package and so import them all; the
+formats come from ``portolan.formats`` alone, so that ``portolan parse`` does not load the
+store, the server and the enrichment data. A plugin that fails to import is logged and
+skipped; the others still load.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import importlib
 import importlib.metadata
 import logging
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -30,18 +33,25 @@ BUILTIN_PACKAGES = (
     "portolan.server",
 )
 
-_loaded = False
+#: Built-in packages whose modules are imported already.
+_imported: set[str] = set()
+_entry_points_loaded = False
 #: Plugins that failed to import: module name -> error text.
 FAILED: dict[str, str] = {}
 
 
 def load_all() -> None:
     """Import the built-in plugin modules and the installed plugins, once."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for package_name in BUILTIN_PACKAGES:
+    load(BUILTIN_PACKAGES)
+
+
+def load(packages: Iterable[str]) -> None:
+    """Import the modules of these built-in packages and the installed plugins, each once."""
+    global _entry_points_loaded
+    for package_name in packages:
+        if package_name in _imported:
+            continue
+        _imported.add(package_name)
         try:
             package = importlib.import_module(package_name)
         except ImportError as exc:  # pragma: no cover - a broken install
@@ -51,8 +61,10 @@ def load_all() -> None:
             if info.name.rpartition(".")[2].startswith("_"):
                 continue
             _import(info.name)
-    for ep in importlib.metadata.entry_points(group="portolan.plugins"):
-        _import(ep.value)
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for ep in importlib.metadata.entry_points(group="portolan.plugins"):
+            _import(ep.value)
 
 
 def _import(name: str) -> None:
@@ -68,10 +80,15 @@ class UnknownName(LookupError):
 
 
 class Registry(Generic[T]):
-    """Named pieces of one kind (formats, sources...), filled by the modules that define them."""
+    """Named pieces of one kind (formats, sources...), filled by the modules that define them.
 
-    def __init__(self, kind: str) -> None:
+    ``packages``: the built-in packages whose modules may register pieces of this kind
+    (all of them unless told).
+    """
+
+    def __init__(self, kind: str, packages: tuple[str, ...] = BUILTIN_PACKAGES) -> None:
         self.kind = kind
+        self.packages = packages
         self._items: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> T:
@@ -87,7 +104,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The piece called ``name``, or :class:`UnknownName` listing the known ones."""
-        load_all()
+        load(self.packages)
         try:
             return self._items[name]
         except KeyError:
@@ -96,15 +113,15 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
-        load_all()
+        load(self.packages)
         return sorted(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
         """(name, piece) pairs, sorted by name."""
-        load_all()
+        load(self.packages)
         for name in sorted(self._items):
             yield name, self._items[name]
 
     def __contains__(self, name: object) -> bool:
-        load_all()
+        load(self.packages)
         return name in self._items

@@ -19,11 +19,9 @@ from portolan.cli.common import (
 )
 from portolan.config import ConfigError
 from portolan.event import Event
-from portolan.packets.capfile import CaptureError
 from portolan.packets.live import DEFAULT_FILTER
 from portolan.pipeline import PipelineStats
 from portolan.sinks.base import Sink
-from portolan.sources.capture import CaptureOptions, CaptureSource
 from portolan.text import printable
 
 
@@ -110,6 +108,10 @@ def capture(ctx: click.Context, interface: str | None, bpf: str, read: str | Non
         raise click.UsageError("choose one of --json and --db")
     if read is not None and not Path(read).is_file():
         raise click.BadParameter(f"{read}: no such file", param_hint="--read")
+    # imported here, not with the command line: the packet analysers are this command's
+    from portolan.packets.capfile import CaptureError
+    from portolan.sources.capture import CaptureOptions, CaptureSource
+
     rt = runtime(ctx, db_url, sensor)
     opts = CaptureOptions(interface=interface or "", filter=bpf, read=read or "")
     if local_networks:

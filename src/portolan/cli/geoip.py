@@ -7,15 +7,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from portolan.cli.app import main
 from portolan.cli.common import db_option, json_option, parse_since, print_json, runtime
-from portolan.enrich.geoip import FIELDS, IMPORT_DIR, GeoIP, GeoipSection
-from portolan.enrich.mmdb import GeoipError, MmdbFile
 from portolan.text import printable
+
+# The GeoIP modules are imported by the commands that use them, not when the command line
+# is read: other commands (`portolan parse`) do not load them.
+if TYPE_CHECKING:
+    from portolan.enrich.geoip import GeoIP, GeoipSection
 
 
 @main.group()
@@ -29,6 +32,8 @@ def geoip() -> None:
 
 
 def _geo(ctx: click.Context) -> tuple[GeoIP, GeoipSection, Path]:
+    from portolan.enrich.geoip import GeoIP, GeoipSection
+
     rt = runtime(ctx)
     settings = rt.config.get(GeoipSection)
     return GeoIP.from_settings(settings, rt.data_dir), settings, rt.data_dir
@@ -76,6 +81,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 def _row(ip: str, answer: Any) -> dict[str, Any]:
+    from portolan.enrich.geoip import FIELDS
+
     row: dict[str, Any] = {"ip": ip}
     row.update(zip(FIELDS, answer[:9], strict=True))
     row["attrs"] = answer[9] or {}
@@ -120,6 +127,9 @@ def import_(ctx: click.Context, file: Path, name: str | None) -> None:
     A file of the same name is replaced. Accepted: MaxMind GeoLite2/GeoIP2 City, Country
     and ASN, DB-IP Lite, IPinfo Lite and other City/Country/ASN .mmdb files.
     """
+    from portolan.enrich.geoip import IMPORT_DIR
+    from portolan.enrich.mmdb import GeoipError, MmdbFile
+
     rt = runtime(ctx)
     try:
         checked = MmdbFile(file)
@@ -162,6 +172,7 @@ def import_(ctx: click.Context, file: Path, name: str | None) -> None:
 def reenrich(ctx: click.Context, db_url: str | None, since: str, until: str | None) -> None:
     """Look stored events up again with the databases in use now, and update the rows
     whose answer changed (events, and the sessions and address rows of the same IPs)."""
+    from portolan.enrich.geoip import GeoIP, GeoipSection
     from portolan.enrich.reenrich import reenrich as run
 
     rt = runtime(ctx, db_url)

@@ -17,7 +17,6 @@ from portolan.pipeline import PipelineStats
 from portolan.sinks.base import Sink
 from portolan.sinks.jsonl import JsonLinesSink
 from portolan.sinks.shapes import SHAPES
-from portolan.sources.listener import ListenerOptions, ListenerSource
 
 
 def event_loop(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -102,6 +101,9 @@ def listen(ctx: click.Context, ports: tuple[str, ...], udp_ports: tuple[str, ...
     if as_json and db_url:
         raise click.UsageError("--json prints events instead of storing them; give one of "
                                "--json and --db")
+    # imported here, not with the command line: the protocol recognisers are this command's
+    from portolan.sources.listener import ListenerOptions, ListenerSource
+
     rt = runtime(ctx, db_url, sensor)
     raw: dict[str, Any] = {
         "type": "listener",

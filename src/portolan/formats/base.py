@@ -74,8 +74,9 @@ class FormatSpec:
     read_file: FileReader | None = None
 
 
-#: Every known format, built-in and from plugins or the config.
-FORMATS: Registry[FormatSpec] = Registry("format")
+#: Every known format, built-in and from plugins or the config. The built-in ones all live
+#: in this package: looking one up imports no other part of Portolan.
+FORMATS: Registry[FormatSpec] = Registry("format", packages=("portolan.formats",))
 
 
 class LineParser:

@@ -15,11 +15,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portolan.event import Event
 from portolan.formats.base import FORMATS, FormatSpec, ParseContext
-from portolan.packets.analyzer import Analyzer, AnalyzerOptions
-from portolan.packets.capfile import CaptureError, CaptureFile
+
+# The packet analysers load when a capture is read, not when the format registers: looking
+# up another format does not import them.
+if TYPE_CHECKING:
+    from portolan.packets.analyzer import Analyzer
+    from portolan.packets.capfile import CaptureFile
 
 #: Frames read between two batches handed to the pipeline.
 FRAMES_PER_BATCH = 5000
@@ -27,6 +32,9 @@ FRAMES_PER_BATCH = 5000
 
 def read_file(path: Path, ctx: ParseContext) -> Iterator[list[Event]]:
     """Every flow and request of a capture file, in batches."""
+    from portolan.packets.analyzer import Analyzer, AnalyzerOptions
+    from portolan.packets.capfile import CaptureError, CaptureFile
+
     try:
         capture = CaptureFile(path, ctx.counters)
     except CaptureError as exc:

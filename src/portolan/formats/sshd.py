@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -128,23 +129,51 @@ NOISE = re.compile(
 _REPEATED = re.compile(r"message repeated (\d+) times: \[ ?(.*?) ?\]$")
 _SOLARIS = re.compile(r"\[ID \d+ [\w.]+\] ")
 _KERNEL = re.compile(r"kernel: ?\[ *[\d.]+\]:? ")
-_WORD = re.compile(r"[A-Za-z_]+")
-#: Patterns by the first word of the message they can match, so that most lines try one
-#: or two patterns instead of all of them.
-_Matcher = Callable[[str], "re.Match[str] | None"]
-_BY_WORD: dict[str, list[tuple[str, _Matcher, str | None]]] = {}
-for _name, _pattern, _action in PATTERNS:
-    _key = _WORD.match(_pattern.removeprefix("(?P<reason>"))
-    assert _key is not None, _name
-    _BY_WORD.setdefault(_key[0], []).append((_name, re.compile(_pattern).match, _action))
-#: The same, by the message's whole first token (``pam_unix(sshd:auth):``), filled as
-#: tokens are met (bounded: the token is the peer's text in some messages).
-_BY_TOKEN: dict[str, Sequence[tuple[str, _Matcher, str | None]]] = {}
-#: The common header (``Nov 23 21:50:37 host prog[123]: message``), as in
-#: :func:`portolan.formats.header.split`, with the whole timestamp as the first group.
+#: First characters of the messages that carry a prefix to take off (``[ID ...]``,
+#: ``kernel:``, ``error: ``, ``fatal: ``) or a repeat (``message repeated``).
+_WRAPPED = frozenset("[kmef")
+
+
+class _Pattern(NamedTuple):
+    """A pattern of :data:`PATTERNS`, compiled."""
+
+    name: str
+    match: Callable[[str], re.Match[str] | None]
+    action: str | None
+    fields: Callable[[tuple[str | None, ...]], tuple[str | None, ...]]
+    """The groups ``ip``, ``port``, ``user`` (or ``guser``) and ``reason``, from all the
+    groups of a match; None for those the pattern does not have."""
+
+
+def _compile(name: str, text: str, action: str | None) -> _Pattern:
+    # A last group that never takes part (its branch fails before it) stands for the
+    # groups a pattern does not have: every pattern reads its fields the same way.
+    pattern = re.compile(text + "(?:(?!)())?")
+    index = pattern.groupindex
+    assert not ("user" in index and "guser" in index), name
+    never = pattern.groups - 1
+    where = [index[field] - 1 if field in index else never
+             for field in ("ip", "port", "user" if "user" in index else "guser", "reason")]
+    return _Pattern(name, pattern.match, action, operator.itemgetter(*where))
+
+
+#: The patterns by the first four characters of the message they can match (each starts
+#: with a fixed text at least that long), in the order of :data:`PATTERNS`: most messages
+#: are tried against one pattern, none against all.
+_BY_START: dict[str, tuple[_Pattern, ...]] = {}
+for _name, _text, _action in PATTERNS:
+    _start = re.match(r"[A-Za-z_ :]*", _text.removeprefix("(?P<reason>"))
+    assert _start is not None and len(_start[0]) >= 4, _name
+    _key = _start[0][:4]
+    _BY_START[_key] = (*_BY_START.get(_key, ()), _compile(_name, _text, _action))
+_NOISE = NOISE.match
+#: The common headers (``Nov 23 21:50:37 host prog[123]: message``, and the same without
+#: the host), read as :func:`portolan.formats.header.split` reads them: the timestamp, host
+#: (None when absent), program and pid; the message is the rest of the line.
 _FAST = re.compile(
-    r"(([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)) ([^\s\[\]:]+) "
-    r"([^\s\[\]:]+)\[(\d+)\]: (.*)", re.DOTALL).match
+    r"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d) (?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: "
+).match
+_STAMP = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)").match
 _CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "negotiate",
                              "negotiate_kex", "no_matching", "kex", "dispatch"})
 _IP_MAX = 64
@@ -187,12 +216,15 @@ class SshdParser:
     def parse(self, line: str) -> list[Event] | None:
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
-            stamp, host, program, pid, msg = fast.group(1, 7, 8, 9, 10)
+            stamp, host, program, pid = fast.groups()
             if program not in PROGRAMS:
                 return []
+            if host is None:
+                host = ""
+            msg = line[fast.end():]
             ts = self._stamps.get(stamp)
             if ts is None:
-                ts = self._stamp(stamp, fast) or self.ctx.now()
+                ts = self._stamp(stamp) or self.ctx.now()
         else:
             head = split(line, self.clock, self.tz or dt.UTC)
             if head is None:
@@ -201,32 +233,38 @@ class SshdParser:
                 return [] if head.program else None
             ts = head.ts or self.ctx.now()
             msg, host, pid = head.message, head.host, head.pid
-        if msg.startswith("["):
-            msg = _SOLARIS.sub("", msg, count=1)
-        elif msg.startswith("kernel:"):
-            msg = _KERNEL.sub("", msg, count=1)
         count = 1
-        if msg.startswith("message repeated "):
-            rm = _REPEATED.match(msg)
-            if rm is None:
-                return None
-            count, msg = min(int(rm[1]), 10000), rm[2]
-        if msg.startswith(("error: ", "fatal: ")):
-            msg = msg[7:]
+        if msg[:1] in _WRAPPED:
+            if msg.startswith("["):
+                msg = _SOLARIS.sub("", msg, count=1)
+            elif msg.startswith("kernel:"):
+                msg = _KERNEL.sub("", msg, count=1)
+            if msg.startswith("message repeated "):
+                rm = _REPEATED.match(msg)
+                if rm is None:
+                    return None
+                count, msg = min(int(rm[1]), 10000), rm[2]
+            if msg.startswith(("error: ", "fatal: ")):
+                msg = msg[7:]
         released = self._release(ts) if self._held or self._waiting else None
-        found = self._match(msg)
-        if found is None:
-            if NOISE.match(msg):
-                return released if released is not None else []
-            return released or None
-        events = self._events(*found, ts, host, pid, count)
-        # Released events go last: a line's own events keep their index (and so their id)
-        # whether or not a PAM failure happened to be waiting when it was read.
-        return events + released if released else events
+        candidates = _BY_START.get(msg[:4])
+        if candidates is not None:
+            for pattern in candidates:
+                m = pattern.match(msg)
+                if m is not None:
+                    events = self._events(pattern, m, ts, host, pid, count)
+                    # Released events go last: a line's own events keep their index (and
+                    # so their id) whether or not a PAM failure happened to be waiting.
+                    return events + released if released else events
+        if _NOISE(msg):
+            return released if released is not None else []
+        return released or None
 
-    def _stamp(self, stamp: str, fast: re.Match[str]) -> dt.datetime | None:
+    def _stamp(self, stamp: str) -> dt.datetime | None:
         """The time of a syslog timestamp, remembered by its text (lines share seconds)."""
-        ts = self.clock(*fast.group(2, 3, 4, 5, 6))
+        parts = _STAMP(stamp)
+        assert parts is not None  # the header pattern let it through
+        ts = self.clock(*parts.groups())
         if ts is not None:
             stamps = self._stamps
             if len(stamps) > 4096:
@@ -234,39 +272,24 @@ class SshdParser:
             stamps[stamp] = ts
         return ts
 
-    @staticmethod
-    def _match(msg: str) -> tuple[str, re.Match[str], str | None] | None:
-        space = msg.find(" ")
-        token = msg[:space] if space >= 0 else msg
-        candidates = _BY_TOKEN.get(token)
-        if candidates is None:
-            word = _WORD.match(token)
-            candidates = _BY_WORD.get(word[0], ()) if word is not None else ()
-            if len(_BY_TOKEN) < 4096:
-                _BY_TOKEN[token] = candidates
-        for name, match, action in candidates:
-            m = match(msg)
-            if m is not None:
-                return name, m, action
-        return None
-
-    def _events(self, name: str, m: re.Match[str], action: str | None, ts: dt.datetime,
-                host: str, pid: str, count: int) -> list[Event]:
-        groups = m.groupdict()
-        get = groups.get
-        ip = get("ip")
-        user = get("user")
-        if user is None:
-            user = get("guser")
-        port_text = get("port")
+    def _events(self, pattern: _Pattern, m: re.Match[str], ts: dt.datetime, host: str,
+                pid: str, count: int) -> list[Event]:
+        name, _, action, fields = pattern
+        ip, port_text, user, reason = fields(m.groups())
         port = int(port_text) if port_text and len(port_text) <= 5 else None
         if port is not None and port > 65535:
             port = None
-        out: list[Event] = []
-        key = f"{host}\x1f{pid}"
-        conn = self._conn(key, ts, host, ip, action) if pid else None
         held: Event | None = None
-        if conn is not None:
+        conn: _Conn | None = None
+        if pid:
+            key = f"{host}\x1f{pid}"
+            conns = self.conns
+            conn = conns.get(key)
+            if conn is not None and not (conn.closed and ip is not None
+                                         and action is not None and action != "close"):
+                conns.move_to_end(key)
+            else:
+                conn = self._new_conn(key, ts)
             if conn.pam is not None:
                 if name != "failed":  # else sshd reports the attempt PAM told about
                     held = conn.pam
@@ -274,49 +297,51 @@ class SshdParser:
                 self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return out if held is None else [*out, held]
+                    return [] if held is None else [held]
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return out if held is None else [*out, held]
+            return [] if held is None else [held]
         ip = ip[:_IP_MAX]
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
-            method = groups["method"]
+            method = m["method"]
             if method == "none":  # the client asking which methods exist
-                return out if held is None else [*out, held]
+                return [] if held is None else [held]
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
-                attrs["valid_user"] = not groups["invalid"]
-        reason = get("reason")
+                attrs["valid_user"] = not m["invalid"]
         if reason:
             attrs["reason"] = clip(reason, 200)
         if action == "pam":
             attrs["method"] = "pam"
             event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
             if conn is None:
-                out.append(event)
-            else:
-                conn.pam = event
-                self._waiting[key] = conn
-            return out if held is None else [*out, held]
+                return [event] if held is None else [event, held]
+            conn.pam = event
+            self._waiting[conn.key] = conn
+            return [] if held is None else [held]
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         if action == "close":
             if conn is not None and conn.closed:
-                return out if held is None else [*out, held]
+                return [] if held is None else [held]
             action = "disconnect"
-        if conn is not None and action in ("connect", "auth_success"):
+        if conn is not None and (action == "connect" or action == "auth_success"):
             conn.opened = True
-        dst_port = get("dst_port")
-        event = self._event(ts, action, ip, port, user, attrs, conn, get("dst_ip"),
-                            int(dst_port) if dst_port and len(dst_port) <= 5 else None)
-        out.append(event)
-        for _ in range(count - 1):
-            out.append(msgspec.structs.replace(event, attrs=dict(attrs)))
+        if name == "connection":
+            dst_ip, dst_port = m.group("dst_ip", "dst_port")
+            event = self._event(ts, action, ip, port, user, attrs, conn, dst_ip,
+                                int(dst_port) if dst_port and len(dst_port) <= 5 else None)
+        else:
+            event = self._event(ts, action, ip, port, user, attrs, conn)
+        out = [event]
+        if count > 1:
+            for _ in range(count - 1):
+                out.append(msgspec.structs.replace(event, attrs=dict(attrs)))
         if conn is not None and (action == "disconnect" or name in _CLOSING_PROBES):
             if conn.opened:
                 if action == "probe":
@@ -324,7 +349,9 @@ class SshdParser:
                                            {"reason": attrs.get("reason", name)}, conn))
                 out[-1].duration = max(0.0, (ts - conn.start).total_seconds())
             conn.closed = True
-        return out if held is None else [*out, held]
+        if held is not None:
+            out.append(held)
+        return out
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
@@ -346,19 +373,12 @@ class SshdParser:
         """The session id of a connection: unique per sensor, host, pid and start."""
         return make_id("ssh", self.sensor, conn.key, conn.start.isoformat())
 
-    def _conn(self, key: str, ts: dt.datetime, host: str, ip: str | None,
-              action: str | None) -> _Conn:
-        """The connection of this sshd process: a new one when the process is new, or when
-        a process that closed its connection (a reused pid) reports a new peer."""
+    def _new_conn(self, key: str, ts: dt.datetime) -> _Conn:
+        """A new connection for this sshd process: the process is new, or it closed its
+        connection (a reused pid) and now reports a new peer."""
         conns = self.conns
-        conn = conns.get(key)
-        if conn is not None:
-            if not (conn.closed and ip is not None and action not in (None, "close")):
-                conns.move_to_end(key)
-                return conn
-            del conns[key]
-        conn = _Conn(start=ts, key=key)
-        conns[key] = conn
+        conns.pop(key, None)
+        conn = conns[key] = _Conn(start=ts, key=key)
         if len(conns) > MAX_PROCESSES:
             old_key, old = conns.popitem(last=False)
             if old.pam is not None:
@@ -388,7 +408,6 @@ class SshdParser:
             conn.pam = None
         self._waiting.clear()
         return out
-
 
 
 def _make(ctx: ParseContext) -> SshdParser:
