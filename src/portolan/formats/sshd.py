@@ -50,11 +50,13 @@ PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)"})
 MAX_PROCESSES = 4096
 #: A PAM failure waits this long for the ``Failed`` line that repeats it.
 PAM_WAIT = dt.timedelta(seconds=10)
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 # A host as sshd writes it: IPv4, IPv6, ::ffff:, a name. What follows a host in every
-# pattern starts with a space, a colon or the end: the lookahead skips the other places
-# where the shortest match could end, without changing what matches (it is only faster).
-_H = r"(?P<ip>[^\s\[]\S*?(?=[\s:]|$))"
+# pattern starts with a space, a colon or the end, so a host ends before one of them: the
+# first such place that lets the rest match, tried one colon-separated piece at a time
+# (the matches of ``\S*?`` followed by that lookahead, without trying every character).
+_H = r"(?P<ip>[^\s\[](?:[^\s:]*+:)*?[^\s:]*+)"
 _PORT = r"(?: port (?P<port>\d+))"
 _U = r"(?P<user>.*?)"
 
@@ -143,9 +145,21 @@ class _Pattern(NamedTuple):
     fields: Callable[[tuple[str | None, ...]], tuple[str | None, ...]]
     """The groups ``ip``, ``port``, ``user`` (or ``guser``) and ``reason``, from all the
     groups of a match; None for those the pattern does not have."""
+    preauth: bool
+    """The ``reason`` group holds a final `` [preauth]`` to take off (see :func:`_compile`)."""
+
+
+#: A reason that runs to the end of the message, but for a final ``[preauth]``.
+_REASON_TAIL = r"(?P<reason>.*?)(?: \[preauth\])?$"
 
 
 def _compile(name: str, text: str, action: str | None) -> _Pattern:
+    # The shortest reason before an optional " [preauth]" and the end is the whole rest of
+    # the message (the same lines match) less that suffix: the greedy form finds it without
+    # trying the end at every character, and the suffix is taken off in _events.
+    preauth = text.endswith(_REASON_TAIL)
+    if preauth:
+        text = text.removesuffix(_REASON_TAIL) + r"(?P<reason>.*)$"
     # A last group that never takes part (its branch fails before it) stands for the
     # groups a pattern does not have: every pattern reads its fields the same way.
     pattern = re.compile(text + "(?:(?!)())?")
@@ -154,7 +168,7 @@ def _compile(name: str, text: str, action: str | None) -> _Pattern:
     never = pattern.groups - 1
     where = [index[field] - 1 if field in index else never
              for field in ("ip", "port", "user" if "user" in index else "guser", "reason")]
-    return _Pattern(name, pattern.match, action, operator.itemgetter(*where))
+    return _Pattern(name, pattern.match, action, operator.itemgetter(*where), preauth)
 
 
 #: The patterns by the first four characters of the message they can match (each starts
@@ -211,7 +225,12 @@ class SshdParser:
         self._held: list[Event] = []
         self._waiting: dict[str, _Conn] = {}
         """Processes with a PAM failure waiting for its ``Failed`` line."""
+        self._due = _NEVER
+        """No waiting PAM failure is released before this time (it may be earlier than the
+        first that is: a failure that stops waiting leaves it as it was)."""
         self._stamps: dict[str, dt.datetime] = {}
+        self._proto = Event(ts=dt.datetime.fromtimestamp(0, dt.UTC), sensor=ctx.sensor,
+                            source=ctx.source, service="ssh", proto="tcp")
 
     def parse(self, line: str) -> list[Event] | None:
         fast = _FAST(line)
@@ -246,7 +265,8 @@ class SshdParser:
                 count, msg = min(int(rm[1]), 10000), rm[2]
             if msg.startswith(("error: ", "fatal: ")):
                 msg = msg[7:]
-        released = self._release(ts) if self._held or self._waiting else None
+        released = (self._release(ts) if self._held or (self._waiting and ts > self._due)
+                    else None)
         candidates = _BY_START.get(msg[:4])
         if candidates is not None:
             for pattern in candidates:
@@ -274,11 +294,13 @@ class SshdParser:
 
     def _events(self, pattern: _Pattern, m: re.Match[str], ts: dt.datetime, host: str,
                 pid: str, count: int) -> list[Event]:
-        name, _, action, fields = pattern
+        name, _, action, fields, preauth = pattern
         ip, port_text, user, reason = fields(m.groups())
-        port = int(port_text) if port_text and len(port_text) <= 5 else None
-        if port is not None and port > 65535:
-            port = None
+        port = None
+        if port_text and len(port_text) <= 5:
+            port = int(port_text)
+            if port > 65535:
+                port = None
         held: Event | None = None
         conn: _Conn | None = None
         if pid:
@@ -305,7 +327,10 @@ class SshdParser:
                 conn.user = user
         if action is None or not ip:
             return [] if held is None else [held]
-        ip = ip[:_IP_MAX]
+        if action == "close":
+            if conn is not None and conn.closed:
+                return [] if held is None else [held]
+            action = "disconnect"
         attrs: dict[str, Any] = {}
         if name == "failed" or name == "accepted":
             method = m["method"]
@@ -315,7 +340,10 @@ class SshdParser:
             if name == "failed":
                 attrs["valid_user"] = not m["invalid"]
         if reason:
-            attrs["reason"] = clip(reason, 200)
+            if preauth:
+                reason = reason.removesuffix(" [preauth]")
+            if reason:
+                attrs["reason"] = clip(reason, 200)
         if action == "pam":
             attrs["method"] = "pam"
             event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
@@ -323,21 +351,29 @@ class SshdParser:
                 return [event] if held is None else [event, held]
             conn.pam = event
             self._waiting[conn.key] = conn
+            self._due = min(self._due, _plus_wait(ts))
             return [] if held is None else [held]
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
-        if action == "close":
-            if conn is not None and conn.closed:
-                return [] if held is None else [held]
-            action = "disconnect"
-        if conn is not None and (action == "connect" or action == "auth_success"):
-            conn.opened = True
+        session = None
+        if conn is not None:
+            if action == "connect" or action == "auth_success":
+                conn.opened = True
+            if conn.opened:
+                session = conn.session
+                if session is None:
+                    session = conn.session = self._session(conn)
+        event = msgspec.structs.replace(  # as in _event
+            self._proto, ts=ts, action=action, src_ip=ip[:_IP_MAX], src_port=port,
+            user=user if user is None or len(user) <= TEXT_MAX else clip(user),
+            session=session, attrs=attrs,
+        )
         if name == "connection":
             dst_ip, dst_port = m.group("dst_ip", "dst_port")
-            event = self._event(ts, action, ip, port, user, attrs, conn, dst_ip,
-                                int(dst_port) if dst_port and len(dst_port) <= 5 else None)
-        else:
-            event = self._event(ts, action, ip, port, user, attrs, conn)
+            if dst_ip:
+                event.dst_ip = dst_ip[:_IP_MAX]
+            if dst_port and len(dst_port) <= 5:
+                event.dst_port = int(dst_port)
         out = [event]
         if count > 1:
             for _ in range(count - 1):
@@ -354,17 +390,16 @@ class SshdParser:
         return out
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
-               attrs: dict[str, Any], conn: _Conn | None, dst_ip: str | None = None,
-               dst_port: int | None = None) -> Event:
+               attrs: dict[str, Any], conn: _Conn | None) -> Event:
         session = None
         if conn is not None and conn.opened:
             session = conn.session
             if session is None:
                 session = conn.session = self._session(conn)
-        return Event(
-            ts=ts, sensor=self.sensor, source=self.source, service="ssh", action=action,
-            proto="tcp", src_ip=ip, src_port=port,
-            dst_ip=dst_ip[:_IP_MAX] if dst_ip else None, dst_port=dst_port,
+        # From a prototype that holds what every event of this parser shares: fewer fields
+        # to pass than to a new Event, the same event.
+        return msgspec.structs.replace(
+            self._proto, ts=ts, action=action, src_ip=ip[:_IP_MAX], src_port=port,
             user=user if user is None or len(user) <= TEXT_MAX else clip(user),
             session=session, attrs=attrs,
         )
@@ -399,6 +434,8 @@ class SshdParser:
                         out.append(pam)
                     conn.pam = None
                     del self._waiting[key]
+            self._due = min((_plus_wait(c.pam.ts) for c in self._waiting.values()
+                             if c.pam is not None), default=_NEVER)
         return out
 
     def finish(self) -> list[Event]:
@@ -408,6 +445,14 @@ class SshdParser:
             conn.pam = None
         self._waiting.clear()
         return out
+
+
+def _plus_wait(ts: dt.datetime) -> dt.datetime:
+    """When a PAM failure of time ``ts`` stops waiting (:data:`PAM_WAIT` later)."""
+    try:
+        return ts + PAM_WAIT
+    except OverflowError:  # the last days of year 9999
+        return _NEVER
 
 
 def _make(ctx: ParseContext) -> SshdParser:

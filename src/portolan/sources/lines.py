@@ -12,7 +12,8 @@ from __future__ import annotations
 import collections
 import gzip
 import hashlib
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -92,13 +93,16 @@ class LineStats:
 
 
 class LineFeeder:
-    """Runs lines of one file through a parser and gives the events their ids."""
+    """Runs lines of one file through a parser and gives the events their ids (unless
+    ``ids`` is false: for counting events, not keeping them)."""
 
-    def __init__(self, parser: Parser, sensor: str, file_key: str, stats: LineStats) -> None:
+    def __init__(self, parser: Parser, sensor: str, file_key: str, stats: LineStats,
+                 *, ids: bool = True) -> None:
         self.parser = parser
         self.sensor = sensor
         self.file_key = file_key
         self.stats = stats
+        self.ids = ids
         # make_id(sensor, file_key, offset, index), with the hash of the common prefix
         # computed once: the same ids, at a fraction of the cost per line.
         self._id_base = hashlib.blake2b(
@@ -107,54 +111,68 @@ class LineFeeder:
     def feed(self, offset: int | str, raw: bytes) -> list[Event]:
         """Events of one line; ``offset`` pins it down in its input (a byte offset, or a
         journal cursor)."""
+        return self.feed_many(((offset, raw),))
+
+    def feed_many(self, lines: Iterable[tuple[int | str, bytes]]) -> list[Event]:
+        """Events of several lines, each given with its offset (as in :meth:`feed`)."""
         stats = self.stats
-        stats.lines += 1
-        if len(raw) > LINE_MAX:
-            stats.too_long += 1
-            raw = raw[:LINE_MAX]
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")  # decode_line, inlined
-        events = self.parser.parse(line)
-        if events is None:
-            if line.strip():
-                stats.note_unmatched(line)
-            else:
-                stats.ignored += 1
-            return []
-        if not events:
-            stats.ignored += 1
-            return events
-        stats.matched += 1
-        stats.events += len(events)
-        base = self._id_base
-        if len(events) == 1:  # the common case, without the loop
-            event = events[0]
-            if not event.id:
-                h = base.copy()
-                h.update(f"{offset}\x1f0".encode("utf-8", "surrogatepass"))
-                event.id = h.hexdigest()
-            return events
-        for index, event in enumerate(events):
-            if not event.id:
-                h = base.copy()
-                h.update(f"{offset}\x1f{index}".encode("utf-8", "surrogatepass"))
-                event.id = h.hexdigest()
-        return events
+        parse = self.parser.parse
+        base = self._id_base if self.ids else None
+        out: list[Event] = []
+        # Counted in locals, added to the stats once: the loop runs for every line.
+        read = matched = ignored = found = 0
+        try:
+            for offset, raw in lines:
+                read += 1
+                if len(raw) > LINE_MAX:
+                    stats.too_long += 1
+                    raw = raw[:LINE_MAX]
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")  # decode_line, inlined
+                events = parse(line)
+                if events is None:
+                    if line.strip():
+                        stats.note_unmatched(line)
+                    else:
+                        ignored += 1
+                    continue
+                if not events:
+                    ignored += 1
+                    continue
+                matched += 1
+                found += len(events)
+                out += events
+                if base is None:
+                    continue
+                if len(events) == 1:  # the common case, without the loop
+                    event = events[0]
+                    if not event.id:
+                        h = base.copy()
+                        h.update(f"{offset}\x1f0".encode("utf-8", "surrogatepass"))
+                        event.id = h.hexdigest()
+                    continue
+                for index, event in enumerate(events):
+                    if not event.id:
+                        h = base.copy()
+                        h.update(f"{offset}\x1f{index}".encode("utf-8", "surrogatepass"))
+                        event.id = h.hexdigest()
+        finally:
+            stats.lines += read
+            stats.matched += matched
+            stats.ignored += ignored
+            stats.events += found
+        return out
 
     def finish(self) -> list[Event]:
         events = self.parser.finish()
         for index, event in enumerate(events):
-            if not event.id:
+            if not event.id and self.ids:
                 event.id = make_id(self.sensor, self.file_key, "end", index)
         self.stats.events += len(events)
         return events
 
 
-def iter_lines(f: BinaryIO, offset: int = 0) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every line of ``f`` from ``offset``; a last line without a
-    newline is included (the file is read once, to its end)."""
-    for raw in f:
-        yield offset, raw
-        offset += len(raw)
+#: How much of a file is read and parsed at a time (whole lines, about this many bytes).
+READ_BYTES = 1 << 16
 
 
 def read_events(
@@ -165,20 +183,26 @@ def read_events(
     *,
     chunk: int = 1000,
     progress: Callable[[int], None] | None = None,
+    ids: bool = True,
 ) -> Iterator[list[Event]]:
-    """Every event of a whole file, in batches of about ``chunk``."""
+    """Every event of a whole file, in batches of about ``chunk`` (or more); ``ids=False``
+    leaves their ids empty (see :class:`LineFeeder`)."""
     with open_binary(path) as f:
-        feeder = LineFeeder(parser, sensor, fingerprint(first_line(f) or b""), stats)
+        feeder = LineFeeder(parser, sensor, fingerprint(first_line(f) or b""), stats, ids=ids)
         batch: list[Event] = []
-        done = 0
-        for offset, raw in iter_lines(f):
-            batch.extend(feeder.feed(offset, raw))
+        offset = done = 0
+        while raws := f.readlines(READ_BYTES):
+            # (offset, line) pairs: the offsets are the running sum of the lengths (one more
+            # than there are lines, hence strict=False)
+            starts = itertools.accumulate(map(len, raws), initial=offset)
+            batch += feeder.feed_many(zip(starts, raws, strict=False))
+            offset += sum(map(len, raws))
             if len(batch) >= chunk:
                 yield batch
                 batch = []
                 if progress is not None:
-                    progress(offset + len(raw) - done)
-                    done = offset + len(raw)
+                    progress(offset - done)
+                    done = offset
         batch.extend(feeder.finish())
         if batch:
             yield batch
