@@ -4,10 +4,11 @@
 
 Builds, from the real sample logs of the shared data folder, a sshd log and an nginx
 access log of ``--lines`` lines each, then times on the same files in the same run (median
-of ``--runs``):
+of ``--runs``; the commands compared run in turn, so that they share the machine's load):
 
-- ``portolan parse --format sshd`` against ``fail2ban-regex FILE sshd`` (and a bare Python
-  regex loop, the floor of what a Python parser can do);
+- ``portolan parse --format sshd`` (the summary, and the events as JSON lines) against
+  ``fail2ban-regex FILE sshd`` (and a bare Python regex loop, the floor of what a Python
+  parser can do);
 - ``portolan parse --format weblog`` against ``goaccess FILE --log-format=COMBINED -o csv``;
 - ``portolan ingest`` (parse, GeoIP/enrichment, store) into a fresh SQLite database.
 
@@ -63,18 +64,29 @@ def _children_cpu() -> float:
 
 def timed(cmd: list[str], runs: int, before: Callable[[], None] | None = None) -> Timing:
     """Median wall and CPU time of ``cmd`` (output discarded)."""
-    walls, cpus = [], []
+    return timed_together([cmd], runs, before)[0]
+
+
+def timed_together(cmds: list[list[str]], runs: int,
+                   before: Callable[[], None] | None = None) -> list[Timing]:
+    """Median wall and CPU times of commands run in turn (one run of each, ``runs`` times):
+    the tools compared run under the same load, even when it changes during the run."""
+    walls: list[list[float]] = [[] for _ in cmds]
+    cpus: list[list[float]] = [[] for _ in cmds]
     for _ in range(runs):
-        if before is not None:
-            before()
-        cpu = _children_cpu()
-        started = time.perf_counter()
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-        walls.append(time.perf_counter() - started)
-        cpus.append(_children_cpu() - cpu)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
-    return Timing(statistics.median(walls), statistics.median(cpus))
+        for cmd, wall, cpu_times in zip(cmds, walls, cpus, strict=True):
+            if before is not None:
+                before()
+            cpu = _children_cpu()
+            started = time.perf_counter()
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  check=False)
+            wall.append(time.perf_counter() - started)
+            cpu_times.append(_children_cpu() - cpu)
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-2000:]}")
+    return [Timing(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus,
+                                                                                strict=True)]
 
 
 class Timing(NamedTuple):
@@ -167,22 +179,29 @@ def main() -> None:
 
 def sshd_part(sshd: Path, n: int, runs: int, install: bool) -> None:
     print("sshd")
-    ours = timed([*PORTOLAN, "parse", str(sshd), "--format", "sshd"], runs)
-    floor = bare_regex(sshd, runs)
     f2b = tool("fail2ban-regex", "fail2ban", install)
-    theirs = timed([f2b, str(sshd), "sshd"], runs) if f2b else None
+    cmds = [[*PORTOLAN, "parse", str(sshd), "--format", "sshd"],
+            [*PORTOLAN, "parse", str(sshd), "--format", "sshd", "--json"]]
+    if f2b:
+        cmds.append([f2b, str(sshd), "sshd"])
+    ours, as_json, *rest = timed_together(cmds, runs)
+    theirs = rest[0] if rest else None
+    floor = bare_regex(sshd, runs)
     if theirs:
         row("fail2ban-regex FILE sshd", n, theirs)
     row("bare Python regex loop (one pattern)", n, floor)
     row("portolan parse --format sshd", n, ours, theirs, "fail2ban-regex")
+    row("portolan parse --format sshd --json", n, as_json, theirs, "fail2ban-regex")
 
 
 def weblog_part(web: Path, n: int, runs: int, install: bool) -> None:
     print("nginx combined")
-    ours = timed([*PORTOLAN, "parse", str(web), "--format", "weblog"], runs)
     goaccess = tool("goaccess", "goaccess", install)
-    theirs = (timed([goaccess, str(web), "--log-format=COMBINED", "-o", "csv"], runs)
-              if goaccess else None)
+    cmds = [[*PORTOLAN, "parse", str(web), "--format", "weblog"]]
+    if goaccess:
+        cmds.append([goaccess, str(web), "--log-format=COMBINED", "-o", "csv"])
+    ours, *rest = timed_together(cmds, runs)
+    theirs = rest[0] if rest else None
     if theirs:
         row("goaccess FILE --log-format=COMBINED -o csv", n, theirs)
     row("portolan parse --format weblog", n, ours, theirs, "goaccess")

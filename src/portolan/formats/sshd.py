@@ -140,7 +140,7 @@ class _Pattern(NamedTuple):
     """A pattern of :data:`PATTERNS`, compiled."""
 
     name: str
-    match: Callable[[str], re.Match[str] | None]
+    match: Callable[[str, int], re.Match[str] | None]
     action: str | None
     fields: Callable[[tuple[str | None, ...]], tuple[str | None, ...]]
     """The groups ``ip``, ``port``, ``user`` (or ``guser``) and ``reason``, from all the
@@ -180,6 +180,8 @@ for _name, _text, _action in PATTERNS:
     assert _start is not None and len(_start[0]) >= 4, _name
     _key = _start[0][:4]
     _BY_START[_key] = (*_BY_START.get(_key, ()), _compile(_name, _text, _action))
+# A message that starts like a pattern carries none of the prefixes of _WRAPPED.
+assert not any(key[0] == "[" or key in ("kern", "mess", "erro", "fata") for key in _BY_START)
 _NOISE = NOISE.match
 #: The common headers (``Nov 23 21:50:37 host prog[123]: message``, and the same without
 #: the host), read as :func:`portolan.formats.header.split` reads them: the timestamp, host
@@ -233,6 +235,7 @@ class SshdParser:
                             source=ctx.source, service="ssh", proto="tcp")
 
     def parse(self, line: str) -> list[Event] | None:
+        # The message is text[pos:]: a slice of the line is made only where it must change.
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
             stamp, host, program, pid = fast.groups()
@@ -240,7 +243,7 @@ class SshdParser:
                 return []
             if host is None:
                 host = ""
-            msg = line[fast.end():]
+            text, pos = line, fast.end()
             ts = self._stamps.get(stamp)
             if ts is None:
                 ts = self._stamp(stamp) or self.ctx.now()
@@ -251,9 +254,12 @@ class SshdParser:
             if head.program not in PROGRAMS:
                 return [] if head.program else None
             ts = head.ts or self.ctx.now()
-            msg, host, pid = head.message, head.host, head.pid
+            text, host, pid = head.message, head.host, head.pid
+            pos = 0
         count = 1
-        if msg[:1] in _WRAPPED:
+        candidates = _BY_START.get(text[pos:pos + 4])
+        if candidates is None and text[pos:pos + 1] in _WRAPPED:
+            msg = text[pos:]
             if msg.startswith("["):
                 msg = _SOLARIS.sub("", msg, count=1)
             elif msg.startswith("kernel:"):
@@ -265,18 +271,19 @@ class SshdParser:
                 count, msg = min(int(rm[1]), 10000), rm[2]
             if msg.startswith(("error: ", "fatal: ")):
                 msg = msg[7:]
+            text, pos = msg, 0
+            candidates = _BY_START.get(msg[:4])
         released = (self._release(ts) if self._held or (self._waiting and ts > self._due)
                     else None)
-        candidates = _BY_START.get(msg[:4])
         if candidates is not None:
             for pattern in candidates:
-                m = pattern.match(msg)
+                m = pattern.match(text, pos)
                 if m is not None:
                     events = self._events(pattern, m, ts, host, pid, count)
                     # Released events go last: a line's own events keep their index (and
                     # so their id) whether or not a PAM failure happened to be waiting.
                     return events + released if released else events
-        if _NOISE(msg):
+        if _NOISE(text, pos):
             return released if released is not None else []
         return released or None
 
