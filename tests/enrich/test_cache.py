@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portolan.enrich.cache import LRU
+from portolan.enrich.cache import LRU, SAMPLE, WINDOW
 
 
 def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
@@ -31,3 +31,30 @@ def test_an_old_hit_moves_to_the_young_generation() -> None:
     assert cache.get_young("a") == 1
     assert cache.take_old("b") == 2
     assert cache.take_old("b") is None
+
+
+def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
+    cache: LRU[int] = LRU(100_000)
+    n = 0
+    for _ in range(3):  # windows of new keys only: nothing is answered from the cache
+        batch = {f"new-{n + i}": i for i in range(WINDOW)}
+        n += WINDOW
+        found, missing = cache.take(list(batch))
+        assert not found and len(missing) == WINDOW
+        cache.admit(batch)
+    assert cache.sampling
+    assert len(cache) < 2 * WINDOW  # the first window, then one in SAMPLE
+    kept = len(cache)
+    batch = {f"new-{n + i}": i for i in range(WINDOW)}
+    cache.take(list(batch))
+    cache.admit(batch)
+    assert len(cache) - kept == WINDOW // SAMPLE
+    # the same keys again and again: answered from the cache, so all are kept again
+    hot = [f"hot-{i}" for i in range(100)]
+    for _ in range(3 * WINDOW // len(hot)):
+        found, missing = cache.take(hot)
+        cache.put_many(found)
+        cache.admit({key: 1 for key in missing})
+    assert not cache.sampling
+    found, missing = cache.take(hot)
+    assert missing == [] and len(found) == len(hot)

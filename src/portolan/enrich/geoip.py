@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from portolan.config import LOAD_HOOKS, SECTIONS, Config, ConfigError, Section
+from portolan.enrich import asncache
 from portolan.enrich.asn import AsnTable
 from portolan.enrich.base import ENRICHERS, EnricherSpec
 from portolan.enrich.builtin import (
@@ -49,6 +50,7 @@ from portolan.event import Event
 from portolan.metrics import COLLECTORS, CollectorSpec
 
 if TYPE_CHECKING:
+    from portolan.enrich.batch import Batch
     from portolan.enrich.online import OnlineProvider
     from portolan.runtime import Runtime
 
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Folder of the data directory where ``portolan geoip import`` puts databases.
 IMPORT_DIR: Final = "geoip"
+#: Folder of the data directory that keeps the built-in ASN table ready to load.
+CACHE_DIR: Final = "cache"
 
 
 class GeoipSection(Section):
@@ -103,17 +107,66 @@ Result = tuple[
     str | None, str | None, str | None, float | None, float | None,
     int | None, str | None, str | None, str | None, dict[str, Any] | None,
 ]
-INVALID: Final[Result] = (None,) * 9 + ({"geo": "invalid"},)
-NOTHING: Final[Result] = (None,) * 10
+#: ``attrs`` to add, as (key, value) pairs.
+Attrs = tuple[tuple[str, Any], ...]
+#: A :data:`Result` as the enricher keeps it: the ``attrs`` to add as pairs. A tuple of
+#: strings, numbers and such tuples is not tracked by Python's garbage collector, so the
+#: answers held in the caches cost nothing at each collection (with a dictionary in them,
+#: every collection would go through all of them again).
+Answer = tuple[
+    str | None, str | None, str | None, float | None, float | None,
+    int | None, str | None, str | None, str | None, Attrs | None,
+]
+INVALID: Final[Answer] = (None,) * 9 + ((("geo", "invalid"),),)
+NOTHING: Final[Answer] = (None,) * 10
 FIELDS: Final = ("country", "country_name", "city", "lat", "lon", "asn", "as_org", "network",
                  "geo_db")
-_SPECIAL: dict[str, Result] = {}
+_SPECIAL: dict[str, Answer] = {}
 
 
-def _special(label: str) -> Result:
+def to_result(answer: Answer) -> Result:
+    """The :data:`Result` of an :data:`Answer` (its ``attrs`` as a dictionary)."""
+    pairs = answer[9]
+    if pairs is None:
+        return (*answer[:9], None)
+    return (*answer[:9], dict(pairs))
+
+
+def to_answer(result: Result) -> Answer:
+    """The :data:`Answer` of a :data:`Result`."""
+    attrs = result[9]
+    if attrs is None:
+        return (*result[:9], None)
+    return (*result[:9], tuple(attrs.items()))
+
+
+class Template(NamedTuple):
+    """What the database files say about an address, before the AS table is asked."""
+
+    country: str | None
+    country_name: str | None
+    city: str | None
+    lat: float | None
+    lon: float | None
+    extra: Attrs | None
+    place_db: str
+    asn: int | None
+    as_org: str | None
+    asn_db: str
+    asn_file: int
+    """Index in ``GeoIP.files`` of the database that gave the AS (-1: none did)."""
+    asn_prefix: int
+    """Prefix length of the network of that database that holds the address."""
+
+
+#: Fewer addresses than this are looked up one by one by :meth:`GeoIP.lookup_many`.
+BATCH_MIN: Final = 32
+
+
+def _special(label: str) -> Answer:
     found = _SPECIAL.get(label)
     if found is None:
-        found = _SPECIAL[label] = (None,) * 9 + ({"geo": label},)
+        found = _SPECIAL[label] = (None,) * 9 + ((("geo", label),),)
     return found
 
 
@@ -173,7 +226,8 @@ class GeoIP:
         self._next_check = clock() + reload_seconds
         self._import_listing = self._listing()
         self._labels: dict[tuple[str, str], str] = {}
-        self._extras: dict[tuple[str | None, int | None], dict[str, Any]] = {}
+        self._extras: dict[tuple[str | None, int | None], Attrs] = {}
+        self._batch: Batch | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -217,7 +271,8 @@ class GeoIP:
                 records = None
                 if load_asn:
                     try:
-                        asn_table = AsnTable.load(v4, v6)
+                        cache = data_dir / CACHE_DIR if data_dir.is_dir() else None
+                        asn_table = asncache.load(cache, v4, v6)
                         records = asn_table.records
                     except OSError as exc:
                         errors.append(f"{exc.filename}: cannot read: {exc.strerror}")
@@ -239,6 +294,9 @@ class GeoIP:
         return geo
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         for f in self.files:
             f.close()
 
@@ -276,6 +334,9 @@ class GeoIP:
                 self.files[first_builtin:first_builtin] = opened
                 changed = True
             self._import_listing = listing
+        if changed and self._batch is not None:
+            self._batch.close()
+            self._batch = None  # its answers came from the databases as they were
         return changed
 
     # -- looking up ------------------------------------------------------------------
@@ -283,6 +344,21 @@ class GeoIP:
     def lookup(self, ip: str) -> Result:
         """What Portolan stores for ``ip`` (see :data:`FIELDS`, then attrs to add)."""
         self.stats.lookups += 1
+        return to_result(self._lookup(ip))
+
+    def lookup_many(self, ips: list[str]) -> list[Answer]:
+        """:meth:`lookup` for each address of ``ips``, in order, as :data:`Answer`; many
+        IPv4 addresses at once (:mod:`portolan.enrich.batch`), the same answers."""
+        self.stats.lookups += len(ips)
+        if len(ips) < BATCH_MIN:
+            return [self._lookup(ip) for ip in ips]
+        if self._batch is None:
+            from portolan.enrich.batch import Batch
+
+            self._batch = Batch(self)
+        return self._batch.lookup(ips)
+
+    def _lookup(self, ip: str) -> Answer:
         parsed = parse(ip)
         if parsed is None:
             return INVALID
@@ -290,11 +366,25 @@ class GeoIP:
         label = classify_v4(number) if version == 4 else classify(ipaddress.IPv6Address(number))
         if label is not None:
             return _special(label)
+        t = self._files(version, text)
+        asn, as_org, asn_db = t.asn, t.as_org, t.asn_db
+        network = None
+        if t.asn_file >= 0:
+            network = cidr(number, t.asn_prefix, version)
+        elif self.asn_table is not None:
+            hit = self.asn_table.lookup(number, version)
+            if hit is not None:
+                asn, as_org, network, asn_db = hit.asn, hit.org, hit.network, self.asn_label
+        return self._result(t, asn, as_org, network, asn_db)
+
+    def _files(self, version: int, text: str) -> Template:
+        """What the database files say about the address ``text`` (of IP ``version``):
+        the same for every address that ends on the same record in each file."""
         place: Partial | None = None
         place_db = asn_db = ""
         asn: Partial | None = None
-        network: str | None = None
-        for f in self.files:
+        asn_file = asn_prefix = -1
+        for i, f in enumerate(self.files):
             only = f.only_version
             if only and only != version:
                 continue
@@ -318,18 +408,10 @@ class GeoIP:
                                     part.accuracy_km)
                     place_db = f"{place_db}+{f.label}"
             if want_asn and part.has_asn:
-                asn, asn_db = part, f.label
-                network = cidr(number, prefix, version)
+                asn, asn_db, asn_file, asn_prefix = part, f.label, i, prefix
             if place is not None and place.lat is not None and asn is not None:
                 break
-        asn_number = asn.asn if asn is not None else None
-        as_org = asn.as_org if asn is not None else None
-        if asn is None and self.asn_table is not None:
-            hit2 = self.asn_table.lookup(number, version)
-            if hit2 is not None:
-                asn_number, as_org, network = hit2.asn, hit2.org, hit2.network
-                asn_db = self.asn_label
-        extra: dict[str, Any] | None = None
+        extra: Attrs | None = None
         country = country_name = city = None
         lat = lon = None
         if place is not None:
@@ -342,30 +424,45 @@ class GeoIP:
                 extra = self._extra(place.region, place.accuracy_km)
             if lat is None and known is not None and known.lat is not None:
                 lat, lon = known.lat, known.lon
-                extra = {**(extra or {}), "geo": "centroid"}
+                extra = (*(extra or ()), ("geo", "centroid"))
                 place_db = f"{place_db}+{self.countries_label}" if self.countries_label \
                     else place_db
-        if not place_db and not asn_db:
+        return Template(country, country_name, city, lat, lon, extra, place_db,
+                        asn.asn if asn is not None else None,
+                        asn.as_org if asn is not None else None, asn_db, asn_file, asn_prefix)
+
+    def _result(self, t: Template, asn: int | None, as_org: str | None, network: str | None,
+                asn_db: str) -> Answer:
+        """The answer: the files' place, and the AS and network found for the address."""
+        dbs = self._label(t.place_db, asn_db)
+        if dbs is None:
             return NOTHING
+        return (t.country, t.country_name, t.city, t.lat, t.lon, asn, as_org, network, dbs,
+                t.extra)
+
+    def _label(self, place_db: str, asn_db: str) -> str | None:
+        """What ``geo_db`` says for these databases (None: no database answered)."""
+        if not place_db and not asn_db:
+            return None
         key = (place_db, asn_db)
         dbs = self._labels.get(key)
         if dbs is None:
             dbs = place_db if asn_db in ("", place_db) else (
                 f"{place_db}+{asn_db}" if place_db else asn_db)
             dbs = self._labels[key] = dbs[:256]
-        return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
+        return dbs
 
-    def _extra(self, region: str | None, accuracy: int | None) -> dict[str, Any]:
-        """The ``attrs`` to add for a region and accuracy: one shared dictionary per pair
-        (events copy it into their own ``attrs``; nobody changes it)."""
+    def _extra(self, region: str | None, accuracy: int | None) -> Attrs:
+        """The ``attrs`` to add for a region and accuracy, shared by the answers."""
         key = (region, accuracy)
         found = self._extras.get(key)
         if found is None:
-            found = {}
+            pairs: list[tuple[str, Any]] = []
             if region:
-                found["geo_region"] = region
+                pairs.append(("geo_region", region))
             if accuracy is not None:
-                found["geo_accuracy_km"] = accuracy
+                pairs.append(("geo_accuracy_km", accuracy))
+            found = tuple(pairs)
             if len(self._extras) < 100_000:
                 self._extras[key] = found
         return found
@@ -444,7 +541,7 @@ class GeoEnricher:
                  online: OnlineProvider | None = None,
                  counters: dict[str, int] | None = None) -> None:
         self.geoip = geoip
-        self.cache: LRU[Result] = LRU(cache_size)
+        self.cache: LRU[Answer] = LRU(cache_size)
         self.online = online
         self.counters = counters if counters is not None else {}
         self.counters.setdefault("geoip_invalid", 0)
@@ -452,56 +549,71 @@ class GeoEnricher:
     def lookup(self, ip: str) -> Result:
         """The answer for one address: cache, then the databases, then what the online
         provider already knows (a miss there is queued, never waited for)."""
-        found = self.cache.get(ip)
-        if found is None:
-            found = self.geoip.lookup(ip)
-            self.cache.put(ip, found)
-        online = self.online
-        if online is not None and (found[8] is not None or found is NOTHING):
-            return online.overlay(ip, found)  # never special or invalid addresses
-        return found
+        return to_result(self._resolve([ip])[0])
 
-    def _miss(self, ip: str) -> Result:
+    def _resolve(self, ips: list[str], *, young: bool = True) -> list[Answer]:
+        """The answer for each of ``ips`` (distinct or not): from the cache, or looked up
+        (all at once) and cached; then the online provider's, if any. ``young=False``:
+        the caller found none of them in the young generation."""
         cache = self.cache
-        found = cache.take_old(ip)
-        if found is None:
-            found = self.geoip.lookup(ip)
-        cache.put(ip, found)
-        return found
+        distinct = list(dict.fromkeys(ips))
+        found, missing = cache.take(distinct, young=young)
+        if found:
+            cache.put_many(found)  # back into the young generation
+        answers = self.geoip.lookup_many(missing) if missing else []
+        online = self.online
+        if online is None and len(answers) == len(ips):
+            cache.admit(dict(zip(missing, answers, strict=True)))
+            return answers  # every address new and distinct (a stream of new addresses)
+        if missing:
+            new = dict(zip(missing, answers, strict=True))
+            cache.admit(new)
+            found.update(new)
+        if online is not None:
+            for ip, r in found.items():
+                if r[8] is not None or r is NOTHING:  # never special or invalid addresses
+                    found[ip] = to_answer(online.overlay(ip, to_result(r)))
+        return [found[ip] for ip in ips]
 
     def enrich(self, events: list[Event]) -> None:
         if self.geoip.maybe_reload():
             self.cache.clear()
-        local: dict[str, Result] = {}
-        local_get = local.get
-        young = self.cache.get_young
-        lookup = self.lookup
-        miss = self._miss
-        online = self.online
+        # the cache's young generation answers most events of a busy stream at once; the
+        # others are looked up together after the loop
+        nowhere: dict[str, Answer] = {}
+        young = self.cache.get_young if self.online is None else nowhere.get
+        later: list[Event] = []
+        later_ips: list[str] = []
         invalid_marker = INVALID[9]
-        invalid = 0
+        invalid = hits = 0
         for ev in events:
             if ev.geo_db is not None or ev.country is not None:
                 continue  # placed already (by the sensor that sent it, or a re-run)
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
-            if online is None:
-                # the cache's young generation is this batch's dictionary as well
-                r = young(ip)
-                if r is None:
-                    r = miss(ip)
-                    young = self.cache.get_young  # a new generation may have started
-            else:
-                r = local_get(ip)
-                if r is None:
-                    r = local[ip] = lookup(ip)
+            r = young(ip)
+            if r is None:
+                later.append(ev)
+                later_ips.append(ip)
+                continue
+            hits += 1
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:
                 if extra is invalid_marker:
                     invalid += 1
                 ev.attrs.update(extra)
+        self.cache.hits += hits
+        if later:
+            for ev, r in zip(later, self._resolve(later_ips, young=self.online is not None),
+                             strict=True):
+                (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
+                 ev.network, ev.geo_db, extra) = r
+                if extra is not None:
+                    if extra is invalid_marker:
+                        invalid += 1
+                    ev.attrs.update(extra)
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
