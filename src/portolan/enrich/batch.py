@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import socket
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from portolan.enrich.geoip import NOTHING, Answer, Attrs, _special
+from portolan.enrich.answer import NOTHING, Answer, Attrs
+from portolan.enrich.answer import special as special_answer
 from portolan.enrich.special import V4_RANGES
 from portolan.enrich.tree import SearchTree
 
@@ -75,8 +76,8 @@ class _Ranges:
         self.asns: I64 = np.concatenate(([0], np.array(fam.asns, np.int64)))
         self.ends: I64 = np.where(self.asns != 0, ends, -2)
         # the trailing zero bits of each start, and the trailing one bits of each end
-        self.start_zeros = _trailing_zeros(np.maximum(self.starts, 0))
-        self.end_ones = _trailing_zeros(np.maximum(ends + 1, 0))
+        self.start_zeros = _trailing_zeros(np.maximum(self.starts, 0)).astype(np.int8)
+        self.end_ones = _trailing_zeros(np.maximum(ends + 1, 0)).astype(np.int8)
         names = np.array([name or None for name in table.names], object)
         self.orgs: npt.NDArray[np.object_] = np.empty(len(self.starts), object)
         """The organisation of each row (None: not named), shared strings."""
@@ -236,7 +237,7 @@ class Batch:
         at = np.searchsorted(_SPECIAL_STARTS, nums, side="right") - 1
         special = np.flatnonzero((at >= 0) & (nums <= _SPECIAL_ENDS[np.maximum(at, 0)]))
         for i, s in zip(special.tolist(), at[special].tolist(), strict=True):
-            out[i] = _special(_SPECIAL_LABELS[s])
+            out[i] = special_answer(_SPECIAL_LABELS[s])
         return out
 
     def _stubs_of(self, ips: list[str], walks: list[Walk]) -> list[_Stub]:
@@ -315,7 +316,8 @@ def _trailing_zeros(x: I64) -> I64:
     return out
 
 
-def _block_bits(n: I64, start: I64, end: I64, start_zeros: I64, end_ones: I64) -> I64:
+def _block_bits(n: I64, start: I64, end: I64, start_zeros: npt.NDArray[np.integer[Any]],
+                end_ones: npt.NDArray[np.integer[Any]]) -> I64:
     """For addresses ``n`` inside ranges ``[start, end]``: the size, in bits, of the
     largest CIDR block inside the range that holds the address (``start_zeros``: the
     trailing zero bits of ``start``, ``end_ones``: the trailing one bits of ``end``).

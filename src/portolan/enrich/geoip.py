@@ -10,13 +10,21 @@ an AS. A country without coordinates gets its country's centre, marked
 are labelled in ``attrs["geo"]`` and never looked up (:mod:`portolan.enrich.special`);
 an address that does not parse is kept as written, labelled ``invalid`` and counted.
 
+:meth:`GeoIP.lookup_many` answers many addresses at once, the same way: the IPv4
+addresses of a batch are looked up together with numpy (:mod:`portolan.enrich.batch`),
+the others one by one.
+
 :class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
 whose recently used entries answer with one dictionary lookup, so a stream where few
-addresses make most events costs little more than that per event. It enriches the
-remote side of each event (``src_ip``, or ``dst_ip`` for outbound events), records in
-``geo_db`` which databases (and builds) answered, and leaves events that already carry a
-``geo_db`` (enriched by a sensor) alone.
+addresses make most events costs little more than that per event; the addresses of a
+batch that it does not hold are looked up together. It enriches the remote side of each
+event (``src_ip``, or ``dst_ip`` for outbound events), records in ``geo_db`` which
+databases (and builds) answered, and leaves events that already carry a ``geo_db``
+(enriched by a sensor) alone. Its answers are kept as :data:`Answer` (``attrs`` as pairs,
+out of the garbage collector's way); :meth:`GeoIP.lookup` gives a :data:`Result`.
 Database files are checked for replacement every ``reload_seconds``, not per lookup.
+The built-in ASN table is kept ready to load in ``DATA_DIR/cache``
+(:mod:`portolan.enrich.asncache`).
 """
 
 from __future__ import annotations
@@ -24,15 +32,28 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from portolan.config import LOAD_HOOKS, SECTIONS, Config, ConfigError, Section
 from portolan.enrich import asncache
+from portolan.enrich.answer import FIELDS as FIELDS  # where the CLI finds it
+from portolan.enrich.answer import (
+    INVALID,
+    NOTHING,
+    Answer,
+    Attrs,
+    Template,
+    cidr,
+    parse,
+    to_answer,
+    to_result,
+)
+from portolan.enrich.answer import Result as Result  # what lookup() gives
+from portolan.enrich.answer import special as _special
 from portolan.enrich.asn import AsnTable
 from portolan.enrich.base import ENRICHERS, EnricherSpec
 from portolan.enrich.builtin import (
@@ -44,6 +65,7 @@ from portolan.enrich.builtin import (
     package,
 )
 from portolan.enrich.cache import LRU
+from portolan.enrich.geoage import AgeCollector as AgeCollector  # registered below
 from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
 from portolan.enrich.special import classify, classify_v4
 from portolan.event import Event
@@ -79,7 +101,7 @@ class GeoipSection(Section):
     automatically (``$PORTOLAN_GEOIP_DATA``, then the checkout's ``data-packages``)."""
     cache_size: int = 100_000
     """Addresses whose answer is kept in memory: at least this many most recently
-    used, at most twice as many."""
+    used, at most twice as many (while nearly every address is new, one in eight)."""
     reload_seconds: float = 60.0
     """How often database files are checked for replacement on disk."""
     max_age_days: int = 60
@@ -102,72 +124,8 @@ class GeoipSection(Section):
 
 SECTIONS.add("geoip", GeoipSection)
 
-#: What a lookup gives: the event fields, then ``attrs`` to add (or None).
-Result = tuple[
-    str | None, str | None, str | None, float | None, float | None,
-    int | None, str | None, str | None, str | None, dict[str, Any] | None,
-]
-#: ``attrs`` to add, as (key, value) pairs.
-Attrs = tuple[tuple[str, Any], ...]
-#: A :data:`Result` as the enricher keeps it: the ``attrs`` to add as pairs. A tuple of
-#: strings, numbers and such tuples is not tracked by Python's garbage collector, so the
-#: answers held in the caches cost nothing at each collection (with a dictionary in them,
-#: every collection would go through all of them again).
-Answer = tuple[
-    str | None, str | None, str | None, float | None, float | None,
-    int | None, str | None, str | None, str | None, Attrs | None,
-]
-INVALID: Final[Answer] = (None,) * 9 + ((("geo", "invalid"),),)
-NOTHING: Final[Answer] = (None,) * 10
-FIELDS: Final = ("country", "country_name", "city", "lat", "lon", "asn", "as_org", "network",
-                 "geo_db")
-_SPECIAL: dict[str, Answer] = {}
-
-
-def to_result(answer: Answer) -> Result:
-    """The :data:`Result` of an :data:`Answer` (its ``attrs`` as a dictionary)."""
-    pairs = answer[9]
-    if pairs is None:
-        return (*answer[:9], None)
-    return (*answer[:9], dict(pairs))
-
-
-def to_answer(result: Result) -> Answer:
-    """The :data:`Answer` of a :data:`Result`."""
-    attrs = result[9]
-    if attrs is None:
-        return (*result[:9], None)
-    return (*result[:9], tuple(attrs.items()))
-
-
-class Template(NamedTuple):
-    """What the database files say about an address, before the AS table is asked."""
-
-    country: str | None
-    country_name: str | None
-    city: str | None
-    lat: float | None
-    lon: float | None
-    extra: Attrs | None
-    place_db: str
-    asn: int | None
-    as_org: str | None
-    asn_db: str
-    asn_file: int
-    """Index in ``GeoIP.files`` of the database that gave the AS (-1: none did)."""
-    asn_prefix: int
-    """Prefix length of the network of that database that holds the address."""
-
-
 #: Fewer addresses than this are looked up one by one by :meth:`GeoIP.lookup_many`.
 BATCH_MIN: Final = 32
-
-
-def _special(label: str) -> Answer:
-    found = _SPECIAL.get(label)
-    if found is None:
-        found = _SPECIAL[label] = (None,) * 9 + ((("geo", label),),)
-    return found
 
 
 @dataclass(frozen=True)
@@ -482,35 +440,6 @@ class GeoIP:
         return out + self.extra_info
 
 
-def parse(ip: str) -> tuple[int, int, str] | None:
-    """(IP version, integer value, canonical text) of an address, or None. IPv4-mapped
-    IPv6 addresses are returned as the IPv4 address they carry."""
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"), ip
-    except (OSError, ValueError):
-        pass
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address):
-        mapped = addr.ipv4_mapped
-        if mapped is None:
-            return 6, int(addr), str(addr)
-        addr = mapped
-    return 4, int(addr), str(addr)
-
-
-def cidr(number: int, prefix: int, version: int) -> str:
-    """The network of ``prefix`` bits that holds the address ``number``, as CIDR text."""
-    if version == 4:
-        low = number & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
-        return f"{socket.inet_ntop(socket.AF_INET, low.to_bytes(4, 'big'))}/{prefix}"
-    full = (1 << 128) - 1
-    low = number & ((full << (128 - prefix)) & full)
-    return f"{socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, 'big'))}/{prefix}"
-
-
 def _mmdbs_in(folder: Path | None) -> list[Path]:
     if folder is None:
         return []
@@ -660,37 +589,6 @@ LOAD_HOOKS.append(_check_online)
 
 
 # -- metrics ------------------------------------------------------------------------------
-
-
-class AgeCollector:
-    """``portolan_geoip_database_age_seconds{database=...}``: how old each database is."""
-
-    def __init__(self, geoip: GeoIP, now: Callable[[], dt.datetime]) -> None:
-        self.geoip = geoip
-        self.now = now
-
-    def describe(self) -> list[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        return [GaugeMetricFamily("portolan_geoip_database_age_seconds",
-                                  "Seconds since the GeoIP database was built",
-                                  labels=["database"])]
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        self.geoip.maybe_reload()
-        gauge = GaugeMetricFamily("portolan_geoip_database_age_seconds",
-                                  "Seconds since the GeoIP database was built",
-                                  labels=["database"])
-        now = self.now()
-        seen = set()
-        for info in self.geoip.databases():
-            if info.build is None or info.name in seen:
-                continue
-            seen.add(info.name)
-            gauge.add_metric([info.name], max(0.0, (now - info.build).total_seconds()))
-        yield gauge
 
 
 def _collector(runtime: Runtime) -> AgeCollector | None:
