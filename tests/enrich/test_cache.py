@@ -33,28 +33,31 @@ def test_an_old_hit_moves_to_the_young_generation() -> None:
     assert cache.take_old("b") is None
 
 
+def new_keys(cache: LRU[int], start: int, count: int) -> None:
+    batch = {f"new-{start + i}": i for i in range(count)}
+    found, missing = cache.take(list(batch))
+    assert not found and len(missing) == count
+    cache.admit(list(batch), list(batch.values()))
+
+
 def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
-    cache: LRU[int] = LRU(100_000)
-    n = 0
-    for _ in range(3):  # windows of new keys only: nothing is answered from the cache
-        batch = {f"new-{n + i}": i for i in range(WINDOW)}
-        n += WINDOW
-        found, missing = cache.take(list(batch))
-        assert not found and len(missing) == WINDOW
-        cache.admit(batch)
+    warming: LRU[int] = LRU(10 * WINDOW)
+    for i in range(3):  # not sampled while the cache could still fill up
+        new_keys(warming, i * WINDOW, WINDOW)
+    assert not warming.sampling and len(warming) == 3 * WINDOW
+    cache: LRU[int] = LRU(WINDOW)
+    for i in range(3):  # full, and nothing answered from it: new keys are sampled
+        new_keys(cache, i * WINDOW, WINDOW)
     assert cache.sampling
-    assert len(cache) < 2 * WINDOW  # the first window, then one in SAMPLE
     kept = len(cache)
-    batch = {f"new-{n + i}": i for i in range(WINDOW)}
-    cache.take(list(batch))
-    cache.admit(batch)
+    new_keys(cache, 3 * WINDOW, WINDOW)
     assert len(cache) - kept == WINDOW // SAMPLE
     # the same keys again and again: answered from the cache, so all are kept again
     hot = [f"hot-{i}" for i in range(100)]
     for _ in range(3 * WINDOW // len(hot)):
         found, missing = cache.take(hot)
         cache.put_many(found)
-        cache.admit({key: 1 for key in missing})
+        cache.admit(missing, [1] * len(missing))
     assert not cache.sampling
     found, missing = cache.take(hot)
     assert missing == [] and len(found) == len(hot)

@@ -3,7 +3,6 @@ dictionary lookup."""
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import Final, Generic, TypeVar
 
 V = TypeVar("V")
@@ -26,9 +25,9 @@ class LRU(Generic[V]):
     at most twice as many); the rest is forgotten within two generations.
 
     When almost every key is new (under :data:`LOW` of the last :data:`WINDOW` lookups
-    answered here), keeping them all costs more than it saves: :meth:`admit` then keeps
-    one new entry in :data:`SAMPLE`, until keys come back again. A key that comes back
-    often is soon among those kept.
+    answered here, after at least ``size`` misses), keeping them all costs more than it
+    saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
+    back again. A key that comes back often is soon among those kept.
     """
 
     def __init__(self, size: int) -> None:
@@ -65,24 +64,25 @@ class LRU(Generic[V]):
         """For distinct ``keys``: the entries found (those of the old generation are
         removed from it; the caller puts them back with :meth:`put_many`), and the keys
         not found. ``young=False``: none is in the young generation (the caller looked)."""
-        old = self._old.pop
-        found: dict[str, V] = {}
-        missing: list[str] = []
+        old = self._old
         if not young:
-            for key in keys:
-                value = old(key, None)
-                if value is None:
-                    missing.append(key)
-                else:
-                    found[key] = value
+            common = old.keys() & keys  # one pass in C: most keys of a busy stream are new
+            if not common:
+                self.misses += len(keys)
+                return {}, keys
+            found = {key: old.pop(key) for key in keys if key in common}
+            missing = [key for key in keys if key not in common]
             self.hits += len(found)
             self.misses += len(missing)
             return found, missing
+        pop = old.pop
+        found = {}
+        missing = []
         get = self._young.get
         for key in keys:
             value = get(key)
             if value is None:
-                value = old(key, None)
+                value = pop(key, None)
                 if value is None:
                     missing.append(key)
                     continue
@@ -99,17 +99,20 @@ class LRU(Generic[V]):
         for key, value in entries.items():
             self.put(key, value)
 
-    def admit(self, entries: dict[str, V]) -> None:
-        """:meth:`put_many` for new entries (all of them, or a sample; see the class)."""
+    def admit(self, keys: list[str], values: list[V]) -> None:
+        """:meth:`put_many` for new entries, given as keys and their values (all of them,
+        or a sample; see the class)."""
         hits, misses = self._window
         if self.hits + self.misses - hits - misses >= WINDOW:
-            self.sampling = self.hits - hits < LOW * (self.hits + self.misses - hits - misses)
+            # judged once the cache could fill up: a stream that is warming up is not
+            # one of new keys
+            self.sampling = self.misses >= self.size and (
+                self.hits - hits < LOW * (self.hits + self.misses - hits - misses))
             self._window = (self.hits, self.misses)
-        if not self.sampling:
-            self.put_many(entries)
-            return
-        self._turn = (self._turn + 1) % SAMPLE
-        self.put_many(dict(islice(entries.items(), self._turn, None, SAMPLE)))
+        if self.sampling:
+            self._turn = (self._turn + 1) % SAMPLE
+            keys, values = keys[self._turn::SAMPLE], values[self._turn::SAMPLE]
+        self.put_many(dict(zip(keys, values, strict=True)))
 
     def put(self, key: str, value: V) -> None:
         young = self._young

@@ -492,12 +492,11 @@ class GeoEnricher:
         answers = self.geoip.lookup_many(missing) if missing else []
         online = self.online
         if online is None and len(answers) == len(ips):
-            cache.admit(dict(zip(missing, answers, strict=True)))
+            cache.admit(missing, answers)
             return answers  # every address new and distinct (a stream of new addresses)
         if missing:
-            new = dict(zip(missing, answers, strict=True))
-            cache.admit(new)
-            found.update(new)
+            cache.admit(missing, answers)
+            found.update(zip(missing, answers, strict=True))
         if online is not None:
             for ip, r in found.items():
                 if r[8] is not None or r is NOTHING:  # never special or invalid addresses
