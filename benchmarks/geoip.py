@@ -127,6 +127,7 @@ def main() -> None:
 
 
 def run_all(args: argparse.Namespace, city: Path, data_dir: Path) -> None:
+    warm = uniform(min(args.n, 1_000_000), random.Random(1))  # made before memory is measured
     t = time.perf_counter()
     GeoIP.from_settings(GeoipSection(), data_dir).close()
     first_s = time.perf_counter() - t
@@ -140,6 +141,12 @@ def run_all(args: argparse.Namespace, city: Path, data_dir: Path) -> None:
     mapped = sum(f.path.stat().st_size for f in geo.files) / 1e6
     print(f"enricher loaded in {load_s:.2f} s ({first_s:.2f} s the first time, reading the "
           f"ASN CSV files); resident memory {grown(rss0)} ({mapped:.0f} MB of .mmdb files)")
+    time_enricher(geo, warm)
+    gc.collect()
+    print(f"after enriching {len(warm):,} random addresses: {grown(rss0)} (numpy, the cache, "
+          "the records decoded, the arrays of the batch lookups; the .mmdb files are mapped "
+          "twice, by maxminddb and by the batch lookups, so their pages count twice here, not "
+          "in the page cache)")
     if args.memory_only:
         tracemalloc.start()
         again = GeoIP.from_settings(GeoipSection(), data_dir)
@@ -148,13 +155,6 @@ def run_all(args: argparse.Namespace, city: Path, data_dir: Path) -> None:
               " MB")
         again.close()
         return
-    warm = uniform(min(args.n, 1_000_000), random.Random(1))
-    time_enricher(geo, warm)
-    gc.collect()
-    print(f"after enriching {len(warm):,} random addresses: {grown(rss0)} (numpy, the cache, "
-          "the records decoded, the arrays of the batch lookups; the .mmdb files are mapped "
-          "twice, by maxminddb and by the batch lookups, so their pages count twice here, not "
-          "in the page cache)")
     for info in geo.databases():
         print(f"  {info.name}: {info.role}, {info.records} records")
 
