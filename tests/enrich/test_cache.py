@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portolan.enrich.cache import LRU
+from portolan.enrich.cache import LRU, SAMPLE, WINDOW
 
 
 def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
@@ -31,3 +31,33 @@ def test_an_old_hit_moves_to_the_young_generation() -> None:
     assert cache.get_young("a") == 1
     assert cache.take_old("b") == 2
     assert cache.take_old("b") is None
+
+
+def new_keys(cache: LRU[int], start: int, count: int) -> None:
+    batch = {f"new-{start + i}": i for i in range(count)}
+    found, missing = cache.take(list(batch))
+    assert not found and len(missing) == count
+    cache.admit(list(batch), list(batch.values()))
+
+
+def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
+    warming: LRU[int] = LRU(10 * WINDOW)
+    for i in range(3):  # not sampled while the cache could still fill up
+        new_keys(warming, i * WINDOW, WINDOW)
+    assert not warming.sampling and len(warming) == 3 * WINDOW
+    cache: LRU[int] = LRU(WINDOW)
+    for i in range(3):  # full, and nothing answered from it: new keys are sampled
+        new_keys(cache, i * WINDOW, WINDOW)
+    assert cache.sampling
+    kept = len(cache)
+    new_keys(cache, 3 * WINDOW, WINDOW)
+    assert len(cache) - kept == WINDOW // SAMPLE
+    # the same keys again and again: answered from the cache, so all are kept again
+    hot = [f"hot-{i}" for i in range(100)]
+    for _ in range(3 * WINDOW // len(hot)):
+        found, missing = cache.take(hot)
+        cache.put_many(found)
+        cache.admit(missing, [1] * len(missing))
+    assert not cache.sampling
+    found, missing = cache.take(hot)
+    assert missing == [] and len(found) == len(hot)

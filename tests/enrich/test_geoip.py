@@ -98,9 +98,12 @@ def test_cache_answers_repeats(mmdb_dir: Path, tmp_path: Path) -> None:
     assert geo.stats.lookups == 1
     enricher.enrich([ev("81.2.69.142")])  # next batch: from the LRU
     assert geo.stats.lookups == 1
-    enricher.enrich([ev("81.2.69.160"), ev("81.2.69.161"), ev("81.2.69.162"),
-                     ev("81.2.69.163"), ev("81.2.69.142")])
+    # a batch answers its cached addresses first, then looks the others up together
+    enricher.enrich([ev("81.2.69.160"), ev("81.2.69.161"), ev("81.2.69.142"),
+                     ev("81.2.69.162"), ev("81.2.69.163")])
+    assert geo.stats.lookups == 5
     assert len(enricher.cache) <= 4  # bounded: at most twice the size
+    enricher.enrich([ev("81.2.69.142")])
     assert geo.stats.lookups == 6  # 81.2.69.142 was forgotten, looked up again
 
 
@@ -237,3 +240,57 @@ def test_online_provider_needs_a_key() -> None:
     with pytest.raises(ConfigError, match=r"geoip\.online"):
         validate({"geoip": {"online": "somewhere-else"}})
     validate({"geoip": {"online": "ipgeolocation", "online_key": "k"}})
+
+
+def test_batches_are_enriched_as_one_address_at_a_time(builtin_root: Path,
+                                                       tmp_path: Path) -> None:
+    import random
+
+    geo = GeoIP.from_settings(GeoipSection(builtin_dir=str(builtin_root)), tmp_path)
+    rng = random.Random(5)
+    ips: list[str | None] = [f"{rng.randrange(1, 224)}.{rng.getrandbits(8)}."
+                             f"{rng.getrandbits(8)}.{rng.getrandbits(8)}" for _ in range(3000)]
+    ips += ["10.1.2.3", "192.168.0.1", "bogus", "bogus", "2001:4860:4860::8888", "::1",
+            " 8.8.8.8", None, "8.8.8.8", "8.8.8.8"]
+    rng.shuffle(ips)
+    counters: dict[str, int] = {}
+    enricher = GeoEnricher(geo, counters=counters)
+    events = [ev(ip) if i % 7 else ev("192.168.7.7", dst_ip=ip, direction="outbound")
+              for i, ip in enumerate(ips)]
+    events.append(ev("8.8.4.4", geo_db="sensor@2026-11-01"))
+    for start in range(0, len(events), 1000):
+        enricher.enrich(events[start:start + 1000])
+    assert events[-1].country is None  # enriched by its sensor: left alone
+    for e in events[:-1]:
+        ip = e.dst_ip if e.direction == "outbound" else e.src_ip
+        if ip is None:
+            assert e.geo_db is None and e.attrs == {}
+            continue
+        expected = geo.lookup(ip)
+        got = (e.country, e.country_name, e.city, e.lat, e.lon, e.asn, e.as_org, e.network,
+               e.geo_db)
+        assert got == expected[:9], ip
+        assert e.attrs == (expected[9] or {}), ip
+    assert counters["geoip_invalid"] == 2
+    assert sum(e.asn is not None for e in events) > 2000
+
+
+def test_a_replaced_database_is_used_by_batches(mmdb_dir: Path, tmp_path: Path) -> None:
+    live = tmp_path / "live.mmdb"
+    shutil.copy(mmdb_dir / "GeoLite2-Country-Test.mmdb", live)
+    clock = Clock()
+    geo = GeoIP([MmdbFile(live)], reload_seconds=30, clock=clock)
+    enricher = GeoEnricher(geo)
+    many = [f"81.2.69.{i}" for i in range(100, 200)]
+    first = [ev(ip) for ip in many]
+    enricher.enrich(first)
+    assert geo._batch is not None  # looked up together
+    assert {(e.country, e.city) for e in first if e.country} == {("GB", None)}
+    staged = tmp_path / "staged.mmdb"
+    shutil.copy(mmdb_dir / "GeoIP2-City-Test.mmdb", staged)
+    os.replace(staged, live)
+    clock.now += 31
+    late = [ev(ip) for ip in reversed(many)]
+    enricher.enrich(late)
+    assert "London" in {e.city for e in late}
+    assert all(e.geo_db is None or e.geo_db.startswith("live@") for e in late)

@@ -3,9 +3,16 @@ dictionary lookup."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 V = TypeVar("V")
+
+#: Lookups over which the share answered by the cache is measured.
+WINDOW: Final = 10_000
+#: When the cache answers fewer lookups than this share, only one new entry in
+#: :data:`SAMPLE` is admitted.
+LOW: Final = 0.2
+SAMPLE: Final = 8
 
 
 class LRU(Generic[V]):
@@ -16,6 +23,11 @@ class LRU(Generic[V]):
     young one; when the young one holds ``size`` entries, the old one is dropped and the
     young one becomes old. The ``size`` most recently used entries are always kept (and
     at most twice as many); the rest is forgotten within two generations.
+
+    When almost every key is new (under :data:`LOW` of the last :data:`WINDOW` lookups
+    answered here, after at least ``size`` misses), keeping them all costs more than it
+    saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
+    back again. A key that comes back often is soon among those kept.
     """
 
     def __init__(self, size: int) -> None:
@@ -25,6 +37,10 @@ class LRU(Generic[V]):
         self.get_young = self._young.get
         self.hits = 0
         self.misses = 0
+        self.sampling = False
+        """Whether only a sample of new entries is admitted now."""
+        self._window = (0, 0)  # hits and misses when the current window started
+        self._turn = 0
 
     def get(self, key: str) -> V | None:
         found = self._young.get(key)
@@ -43,6 +59,60 @@ class LRU(Generic[V]):
         """The entry for ``key`` from the old generation, removed from it (the caller puts
         it back with :meth:`put`), after a miss in the young one."""
         return self._old.pop(key, None)
+
+    def take(self, keys: list[str], *, young: bool = True) -> tuple[dict[str, V], list[str]]:
+        """For distinct ``keys``: the entries found (those of the old generation are
+        removed from it; the caller puts them back with :meth:`put_many`), and the keys
+        not found. ``young=False``: none is in the young generation (the caller looked)."""
+        old = self._old
+        if not young:
+            common = old.keys() & keys  # one pass in C: most keys of a busy stream are new
+            if not common:
+                self.misses += len(keys)
+                return {}, keys
+            found = {key: old.pop(key) for key in keys if key in common}
+            missing = [key for key in keys if key not in common]
+            self.hits += len(found)
+            self.misses += len(missing)
+            return found, missing
+        pop = old.pop
+        found = {}
+        missing = []
+        get = self._young.get
+        for key in keys:
+            value = get(key)
+            if value is None:
+                value = pop(key, None)
+                if value is None:
+                    missing.append(key)
+                    continue
+            found[key] = value
+        self.hits += len(found)
+        self.misses += len(missing)
+        return found, missing
+
+    def put_many(self, entries: dict[str, V]) -> None:
+        """:meth:`put` for each entry, in order."""
+        if len(self._young) + len(entries) < self.size:
+            self._young.update(entries)
+            return
+        for key, value in entries.items():
+            self.put(key, value)
+
+    def admit(self, keys: list[str], values: list[V]) -> None:
+        """:meth:`put_many` for new entries, given as keys and their values (all of them,
+        or a sample; see the class)."""
+        hits, misses = self._window
+        if self.hits + self.misses - hits - misses >= WINDOW:
+            # judged once the cache could fill up: a stream that is warming up is not
+            # one of new keys
+            self.sampling = self.misses >= self.size and (
+                self.hits - hits < LOW * (self.hits + self.misses - hits - misses))
+            self._window = (self.hits, self.misses)
+        if self.sampling:
+            self._turn = (self._turn + 1) % SAMPLE
+            keys, values = keys[self._turn::SAMPLE], values[self._turn::SAMPLE]
+        self.put_many(dict(zip(keys, values, strict=True)))
 
     def put(self, key: str, value: V) -> None:
         young = self._young

@@ -10,13 +10,21 @@ an AS. A country without coordinates gets its country's centre, marked
 are labelled in ``attrs["geo"]`` and never looked up (:mod:`portolan.enrich.special`);
 an address that does not parse is kept as written, labelled ``invalid`` and counted.
 
+:meth:`GeoIP.lookup_many` answers many addresses at once, the same way: the IPv4
+addresses of a batch are looked up together with numpy (:mod:`portolan.enrich.batch`),
+the others one by one.
+
 :class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
 whose recently used entries answer with one dictionary lookup, so a stream where few
-addresses make most events costs little more than that per event. It enriches the
-remote side of each event (``src_ip``, or ``dst_ip`` for outbound events), records in
-``geo_db`` which databases (and builds) answered, and leaves events that already carry a
-``geo_db`` (enriched by a sensor) alone.
+addresses make most events costs little more than that per event; the addresses of a
+batch that it does not hold are looked up together. It enriches the remote side of each
+event (``src_ip``, or ``dst_ip`` for outbound events), records in ``geo_db`` which
+databases (and builds) answered, and leaves events that already carry a ``geo_db``
+(enriched by a sensor) alone. Its answers are kept as :data:`Answer` (``attrs`` as pairs,
+out of the garbage collector's way); :meth:`GeoIP.lookup` gives a :data:`Result`.
 Database files are checked for replacement every ``reload_seconds``, not per lookup.
+The built-in ASN table is kept ready to load in ``DATA_DIR/cache``
+(:mod:`portolan.enrich.asncache`).
 """
 
 from __future__ import annotations
@@ -24,14 +32,28 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from portolan.config import LOAD_HOOKS, SECTIONS, Config, ConfigError, Section
+from portolan.enrich import asncache
+from portolan.enrich.answer import FIELDS as FIELDS  # where the CLI finds it
+from portolan.enrich.answer import (
+    INVALID,
+    NOTHING,
+    Answer,
+    Attrs,
+    Template,
+    cidr,
+    parse,
+    to_answer,
+    to_result,
+)
+from portolan.enrich.answer import Result as Result  # what lookup() gives
+from portolan.enrich.answer import special as _special
 from portolan.enrich.asn import AsnTable
 from portolan.enrich.base import ENRICHERS, EnricherSpec
 from portolan.enrich.builtin import (
@@ -43,12 +65,14 @@ from portolan.enrich.builtin import (
     package,
 )
 from portolan.enrich.cache import LRU
+from portolan.enrich.geoage import AgeCollector as AgeCollector  # registered below
 from portolan.enrich.mmdb import GeoipError, MmdbFile, Partial
 from portolan.enrich.special import classify, classify_v4
 from portolan.event import Event
 from portolan.metrics import COLLECTORS, CollectorSpec
 
 if TYPE_CHECKING:
+    from portolan.enrich.batch import Batch
     from portolan.enrich.online import OnlineProvider
     from portolan.runtime import Runtime
 
@@ -56,6 +80,8 @@ log = logging.getLogger(__name__)
 
 #: Folder of the data directory where ``portolan geoip import`` puts databases.
 IMPORT_DIR: Final = "geoip"
+#: Folder of the data directory that keeps the built-in ASN table ready to load.
+CACHE_DIR: Final = "cache"
 
 
 class GeoipSection(Section):
@@ -75,7 +101,7 @@ class GeoipSection(Section):
     automatically (``$PORTOLAN_GEOIP_DATA``, then the checkout's ``data-packages``)."""
     cache_size: int = 100_000
     """Addresses whose answer is kept in memory: at least this many most recently
-    used, at most twice as many."""
+    used, at most twice as many (while nearly every address is new, one in eight)."""
     reload_seconds: float = 60.0
     """How often database files are checked for replacement on disk."""
     max_age_days: int = 60
@@ -98,23 +124,8 @@ class GeoipSection(Section):
 
 SECTIONS.add("geoip", GeoipSection)
 
-#: What a lookup gives: the event fields, then ``attrs`` to add (or None).
-Result = tuple[
-    str | None, str | None, str | None, float | None, float | None,
-    int | None, str | None, str | None, str | None, dict[str, Any] | None,
-]
-INVALID: Final[Result] = (None,) * 9 + ({"geo": "invalid"},)
-NOTHING: Final[Result] = (None,) * 10
-FIELDS: Final = ("country", "country_name", "city", "lat", "lon", "asn", "as_org", "network",
-                 "geo_db")
-_SPECIAL: dict[str, Result] = {}
-
-
-def _special(label: str) -> Result:
-    found = _SPECIAL.get(label)
-    if found is None:
-        found = _SPECIAL[label] = (None,) * 9 + ({"geo": label},)
-    return found
+#: Fewer addresses than this are looked up one by one by :meth:`GeoIP.lookup_many`.
+BATCH_MIN: Final = 32
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,8 @@ class GeoIP:
         self._next_check = clock() + reload_seconds
         self._import_listing = self._listing()
         self._labels: dict[tuple[str, str], str] = {}
-        self._extras: dict[tuple[str | None, int | None], dict[str, Any]] = {}
+        self._extras: dict[tuple[str | None, int | None], Attrs] = {}
+        self._batch: Batch | None = None
 
     # -- building --------------------------------------------------------------------
 
@@ -217,7 +229,8 @@ class GeoIP:
                 records = None
                 if load_asn:
                     try:
-                        asn_table = AsnTable.load(v4, v6)
+                        cache = data_dir / CACHE_DIR if data_dir.is_dir() else None
+                        asn_table = asncache.load(cache, v4, v6)
                         records = asn_table.records
                     except OSError as exc:
                         errors.append(f"{exc.filename}: cannot read: {exc.strerror}")
@@ -239,6 +252,9 @@ class GeoIP:
         return geo
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
         for f in self.files:
             f.close()
 
@@ -276,6 +292,9 @@ class GeoIP:
                 self.files[first_builtin:first_builtin] = opened
                 changed = True
             self._import_listing = listing
+        if changed and self._batch is not None:
+            self._batch.close()
+            self._batch = None  # its answers came from the databases as they were
         return changed
 
     # -- looking up ------------------------------------------------------------------
@@ -283,6 +302,21 @@ class GeoIP:
     def lookup(self, ip: str) -> Result:
         """What Portolan stores for ``ip`` (see :data:`FIELDS`, then attrs to add)."""
         self.stats.lookups += 1
+        return to_result(self._lookup(ip))
+
+    def lookup_many(self, ips: list[str]) -> list[Answer]:
+        """:meth:`lookup` for each address of ``ips``, in order, as :data:`Answer`; many
+        IPv4 addresses at once (:mod:`portolan.enrich.batch`), the same answers."""
+        self.stats.lookups += len(ips)
+        if len(ips) < BATCH_MIN:
+            return [self._lookup(ip) for ip in ips]
+        if self._batch is None:
+            from portolan.enrich.batch import Batch
+
+            self._batch = Batch(self)
+        return self._batch.lookup(ips)
+
+    def _lookup(self, ip: str) -> Answer:
         parsed = parse(ip)
         if parsed is None:
             return INVALID
@@ -290,11 +324,25 @@ class GeoIP:
         label = classify_v4(number) if version == 4 else classify(ipaddress.IPv6Address(number))
         if label is not None:
             return _special(label)
+        t = self._files(version, text)
+        asn, as_org, asn_db = t.asn, t.as_org, t.asn_db
+        network = None
+        if t.asn_file >= 0:
+            network = cidr(number, t.asn_prefix, version)
+        elif self.asn_table is not None:
+            hit = self.asn_table.lookup(number, version)
+            if hit is not None:
+                asn, as_org, network, asn_db = hit.asn, hit.org, hit.network, self.asn_label
+        return self._result(t, asn, as_org, network, asn_db)
+
+    def _files(self, version: int, text: str) -> Template:
+        """What the database files say about the address ``text`` (of IP ``version``):
+        the same for every address that ends on the same record in each file."""
         place: Partial | None = None
         place_db = asn_db = ""
         asn: Partial | None = None
-        network: str | None = None
-        for f in self.files:
+        asn_file = asn_prefix = -1
+        for i, f in enumerate(self.files):
             only = f.only_version
             if only and only != version:
                 continue
@@ -318,18 +366,10 @@ class GeoIP:
                                     part.accuracy_km)
                     place_db = f"{place_db}+{f.label}"
             if want_asn and part.has_asn:
-                asn, asn_db = part, f.label
-                network = cidr(number, prefix, version)
+                asn, asn_db, asn_file, asn_prefix = part, f.label, i, prefix
             if place is not None and place.lat is not None and asn is not None:
                 break
-        asn_number = asn.asn if asn is not None else None
-        as_org = asn.as_org if asn is not None else None
-        if asn is None and self.asn_table is not None:
-            hit2 = self.asn_table.lookup(number, version)
-            if hit2 is not None:
-                asn_number, as_org, network = hit2.asn, hit2.org, hit2.network
-                asn_db = self.asn_label
-        extra: dict[str, Any] | None = None
+        extra: Attrs | None = None
         country = country_name = city = None
         lat = lon = None
         if place is not None:
@@ -342,30 +382,45 @@ class GeoIP:
                 extra = self._extra(place.region, place.accuracy_km)
             if lat is None and known is not None and known.lat is not None:
                 lat, lon = known.lat, known.lon
-                extra = {**(extra or {}), "geo": "centroid"}
+                extra = (*(extra or ()), ("geo", "centroid"))
                 place_db = f"{place_db}+{self.countries_label}" if self.countries_label \
                     else place_db
-        if not place_db and not asn_db:
+        return Template(country, country_name, city, lat, lon, extra, place_db,
+                        asn.asn if asn is not None else None,
+                        asn.as_org if asn is not None else None, asn_db, asn_file, asn_prefix)
+
+    def _result(self, t: Template, asn: int | None, as_org: str | None, network: str | None,
+                asn_db: str) -> Answer:
+        """The answer: the files' place, and the AS and network found for the address."""
+        dbs = self._label(t.place_db, asn_db)
+        if dbs is None:
             return NOTHING
+        return (t.country, t.country_name, t.city, t.lat, t.lon, asn, as_org, network, dbs,
+                t.extra)
+
+    def _label(self, place_db: str, asn_db: str) -> str | None:
+        """What ``geo_db`` says for these databases (None: no database answered)."""
+        if not place_db and not asn_db:
+            return None
         key = (place_db, asn_db)
         dbs = self._labels.get(key)
         if dbs is None:
             dbs = place_db if asn_db in ("", place_db) else (
                 f"{place_db}+{asn_db}" if place_db else asn_db)
             dbs = self._labels[key] = dbs[:256]
-        return (country, country_name, city, lat, lon, asn_number, as_org, network, dbs, extra)
+        return dbs
 
-    def _extra(self, region: str | None, accuracy: int | None) -> dict[str, Any]:
-        """The ``attrs`` to add for a region and accuracy: one shared dictionary per pair
-        (events copy it into their own ``attrs``; nobody changes it)."""
+    def _extra(self, region: str | None, accuracy: int | None) -> Attrs:
+        """The ``attrs`` to add for a region and accuracy, shared by the answers."""
         key = (region, accuracy)
         found = self._extras.get(key)
         if found is None:
-            found = {}
+            pairs: list[tuple[str, Any]] = []
             if region:
-                found["geo_region"] = region
+                pairs.append(("geo_region", region))
             if accuracy is not None:
-                found["geo_accuracy_km"] = accuracy
+                pairs.append(("geo_accuracy_km", accuracy))
+            found = tuple(pairs)
             if len(self._extras) < 100_000:
                 self._extras[key] = found
         return found
@@ -383,35 +438,6 @@ class GeoIP:
                 role, f.origin, f.path, f.build, f.records,
                 f.database_type))
         return out + self.extra_info
-
-
-def parse(ip: str) -> tuple[int, int, str] | None:
-    """(IP version, integer value, canonical text) of an address, or None. IPv4-mapped
-    IPv6 addresses are returned as the IPv4 address they carry."""
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"), ip
-    except (OSError, ValueError):
-        pass
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address):
-        mapped = addr.ipv4_mapped
-        if mapped is None:
-            return 6, int(addr), str(addr)
-        addr = mapped
-    return 4, int(addr), str(addr)
-
-
-def cidr(number: int, prefix: int, version: int) -> str:
-    """The network of ``prefix`` bits that holds the address ``number``, as CIDR text."""
-    if version == 4:
-        low = number & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
-        return f"{socket.inet_ntop(socket.AF_INET, low.to_bytes(4, 'big'))}/{prefix}"
-    full = (1 << 128) - 1
-    low = number & ((full << (128 - prefix)) & full)
-    return f"{socket.inet_ntop(socket.AF_INET6, low.to_bytes(16, 'big'))}/{prefix}"
 
 
 def _mmdbs_in(folder: Path | None) -> list[Path]:
@@ -444,7 +470,7 @@ class GeoEnricher:
                  online: OnlineProvider | None = None,
                  counters: dict[str, int] | None = None) -> None:
         self.geoip = geoip
-        self.cache: LRU[Result] = LRU(cache_size)
+        self.cache: LRU[Answer] = LRU(cache_size)
         self.online = online
         self.counters = counters if counters is not None else {}
         self.counters.setdefault("geoip_invalid", 0)
@@ -452,56 +478,70 @@ class GeoEnricher:
     def lookup(self, ip: str) -> Result:
         """The answer for one address: cache, then the databases, then what the online
         provider already knows (a miss there is queued, never waited for)."""
-        found = self.cache.get(ip)
-        if found is None:
-            found = self.geoip.lookup(ip)
-            self.cache.put(ip, found)
-        online = self.online
-        if online is not None and (found[8] is not None or found is NOTHING):
-            return online.overlay(ip, found)  # never special or invalid addresses
-        return found
+        return to_result(self._resolve([ip])[0])
 
-    def _miss(self, ip: str) -> Result:
+    def _resolve(self, ips: list[str], *, young: bool = True) -> list[Answer]:
+        """The answer for each of ``ips`` (distinct or not): from the cache, or looked up
+        (all at once) and cached; then the online provider's, if any. ``young=False``:
+        the caller found none of them in the young generation."""
         cache = self.cache
-        found = cache.take_old(ip)
-        if found is None:
-            found = self.geoip.lookup(ip)
-        cache.put(ip, found)
-        return found
+        distinct = list(dict.fromkeys(ips))
+        found, missing = cache.take(distinct, young=young)
+        if found:
+            cache.put_many(found)  # back into the young generation
+        answers = self.geoip.lookup_many(missing) if missing else []
+        online = self.online
+        if online is None and len(answers) == len(ips):
+            cache.admit(missing, answers)
+            return answers  # every address new and distinct (a stream of new addresses)
+        if missing:
+            cache.admit(missing, answers)
+            found.update(zip(missing, answers, strict=True))
+        if online is not None:
+            for ip, r in found.items():
+                if r[8] is not None or r is NOTHING:  # never special or invalid addresses
+                    found[ip] = to_answer(online.overlay(ip, to_result(r)))
+        return [found[ip] for ip in ips]
 
     def enrich(self, events: list[Event]) -> None:
         if self.geoip.maybe_reload():
             self.cache.clear()
-        local: dict[str, Result] = {}
-        local_get = local.get
-        young = self.cache.get_young
-        lookup = self.lookup
-        miss = self._miss
-        online = self.online
+        # the cache's young generation answers most events of a busy stream at once; the
+        # others are looked up together after the loop
+        nowhere: dict[str, Answer] = {}
+        young = self.cache.get_young if self.online is None else nowhere.get
+        later: list[Event] = []
+        later_ips: list[str] = []
         invalid_marker = INVALID[9]
-        invalid = 0
+        invalid = hits = 0
         for ev in events:
             if ev.geo_db is not None or ev.country is not None:
                 continue  # placed already (by the sensor that sent it, or a re-run)
             ip = ev.dst_ip if ev.direction == "outbound" else ev.src_ip
             if ip is None:
                 continue
-            if online is None:
-                # the cache's young generation is this batch's dictionary as well
-                r = young(ip)
-                if r is None:
-                    r = miss(ip)
-                    young = self.cache.get_young  # a new generation may have started
-            else:
-                r = local_get(ip)
-                if r is None:
-                    r = local[ip] = lookup(ip)
+            r = young(ip)
+            if r is None:
+                later.append(ev)
+                later_ips.append(ip)
+                continue
+            hits += 1
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:
                 if extra is invalid_marker:
                     invalid += 1
                 ev.attrs.update(extra)
+        self.cache.hits += hits
+        if later:
+            for ev, r in zip(later, self._resolve(later_ips, young=self.online is not None),
+                             strict=True):
+                (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
+                 ev.network, ev.geo_db, extra) = r
+                if extra is not None:
+                    if extra is invalid_marker:
+                        invalid += 1
+                    ev.attrs.update(extra)
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
@@ -548,37 +588,6 @@ LOAD_HOOKS.append(_check_online)
 
 
 # -- metrics ------------------------------------------------------------------------------
-
-
-class AgeCollector:
-    """``portolan_geoip_database_age_seconds{database=...}``: how old each database is."""
-
-    def __init__(self, geoip: GeoIP, now: Callable[[], dt.datetime]) -> None:
-        self.geoip = geoip
-        self.now = now
-
-    def describe(self) -> list[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        return [GaugeMetricFamily("portolan_geoip_database_age_seconds",
-                                  "Seconds since the GeoIP database was built",
-                                  labels=["database"])]
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        self.geoip.maybe_reload()
-        gauge = GaugeMetricFamily("portolan_geoip_database_age_seconds",
-                                  "Seconds since the GeoIP database was built",
-                                  labels=["database"])
-        now = self.now()
-        seen = set()
-        for info in self.geoip.databases():
-            if info.build is None or info.name in seen:
-                continue
-            seen.add(info.name)
-            gauge.add_metric([info.name], max(0.0, (now - info.build).total_seconds()))
-        yield gauge
 
 
 def _collector(runtime: Runtime) -> AgeCollector | None:

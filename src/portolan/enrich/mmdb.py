@@ -169,6 +169,7 @@ class MmdbFile:
         self.build = dt.datetime.fromtimestamp(0, dt.UTC)
         self.records = 0
         self.ip_version = 6
+        self.record_size = 0
         self.label = ""
         """``name@YYYY-MM-DD`` (the build date): what events record in ``geo_db``."""
         self._extract: Any = extract
@@ -212,11 +213,17 @@ class MmdbFile:
         self.build = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC)
         self.records = int(meta.node_count)
         self.ip_version = int(meta.ip_version)
+        self.record_size = int(meta.record_size)
         self.label = f"{self.name}@{self.build:%Y-%m-%d}"
         self._extract = extract_flat if flat else extract
         self._get = reader.get_with_prefix_len
         if old is not None:
             old.close()
+
+    @property
+    def identity(self) -> tuple[int, int, int, int] | None:
+        """Device, inode, size and modification time of the file as opened."""
+        return self._identity
 
     def changed(self) -> bool:
         """Reopen the file if it was replaced; True when it was. A replacement that does

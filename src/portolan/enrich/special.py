@@ -59,6 +59,8 @@ def _ranges(table: tuple[tuple[str, str], ...]) -> tuple[tuple[int, int, str], .
 
 
 _V4_RANGES: Final = _ranges(_V4)
+#: The IPv4 ranges as (first, last, label), by first address; they do not overlap.
+V4_RANGES: Final = tuple(sorted(_V4_RANGES))
 _V6_RANGES: Final = _ranges(_V6)
 _V6_LOOPBACK: Final = 1
 

@@ -1,0 +1,126 @@
+"""The search tree of a MaxMind DB (``.mmdb``) file, walked for many IPv4 addresses at once.
+
+A ``.mmdb`` file starts with a binary tree: each node is two records (left for a 0 bit,
+right for a 1 bit) of 24, 28 or 32 bits; a record below ``node_count`` is the next node,
+``node_count`` itself means "no data", and a larger one points into the data section.
+:class:`SearchTree` memory-maps the file and follows the bits of a whole array of
+addresses with numpy, one level of the tree per step, for the addresses still inside the
+tree. A table of where the first :data:`TOP_BITS` bits lead (built on first use, a few
+hundred kilobytes) replaces the first steps.
+
+The answer for each address is the record it ends on (what ``maxminddb`` decodes for it)
+and the prefix length of its network, exactly as ``Reader.get_with_prefix_len`` gives
+them. Decoding the record is left to the caller (who decodes each distinct one once).
+A damaged tree cannot make it read outside the tree: only records below ``node_count``
+are followed, at most 32 times.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+#: Bits of the address resolved by the precomputed table.
+TOP_BITS: Final = 16
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+
+class SearchTree:
+    """The IPv4 part of one file's search tree; see the module docstring."""
+
+    def __init__(self, path: Path, node_count: int, record_size: int, ip_version: int,
+                 identity: tuple[int, int, int, int] | None = None) -> None:
+        """Raises ValueError when the file cannot be walked here, or OSError."""
+        if record_size not in (24, 28, 32):
+            raise ValueError(f"record size {record_size} is not 24, 28 or 32 bits")
+        self.node_count = node_count
+        self.record_size = record_size
+        tree_bytes = node_count * record_size // 4
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            if identity is not None and identity != (
+                    st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                raise ValueError("replaced since it was opened")
+            if st.st_size < tree_bytes + 16:  # the tree, then 16 bytes before the data
+                raise ValueError("shorter than its search tree")
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        # big-endian 32-bit words at every byte offset of the tree: one gather per step
+        self._words: U32 = np.ndarray((tree_bytes,), dtype=">u4", buffer=self._mm,
+                                      strides=(1,))
+        self._start = 0
+        if ip_version == 6:  # IPv4 addresses are ::a.b.c.d: 96 zero bits first
+            node = 0
+            for _ in range(96):
+                if node >= node_count:
+                    break
+                node = int(self._step(np.array([node], np.int64), np.zeros(1, np.int64))[0])
+            self._start = node
+        self._top_node: I64 | None = None
+        self._top_prefix: npt.NDArray[np.int8] | None = None
+
+    def _step(self, node: I64, bit: I64) -> I64:
+        """The records that ``node`` (each below ``node_count``) has for ``bit``."""
+        size = self.record_size
+        word: U32 = self._words[node * (size // 4) + bit * (size // 8)]
+        v = word.astype(np.int64)
+        out: I64
+        if size == 28:  # left: 24 bits, then the high half of the middle byte on top
+            out = np.where(bit != 0, v & 0x0FFFFFFF, ((v & 0xF0) << 20) | (v >> 8))
+        elif size == 24:
+            out = v >> 8
+        else:
+            out = v
+        return out
+
+    def _walk(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
+              stop: int = 32) -> None:
+        """Follow bits ``depth`` to ``stop`` of ``nums``, from ``node``; both ``node`` and
+        ``prefix`` are changed in place (records and prefix lengths reached)."""
+        count = self.node_count
+        active = np.flatnonzero(node < count)
+        while active.size and depth < stop:
+            bit = (nums[active] >> (31 - depth)) & 1
+            nxt = self._step(node[active], bit)
+            node[active] = nxt
+            depth += 1
+            inside = nxt < count
+            done = active[~inside]
+            if done.size:
+                prefix[done] = depth
+                active = active[inside]
+
+    def _table(self) -> tuple[I64, npt.NDArray[np.int8]]:
+        if self._top_node is None or self._top_prefix is None:
+            top = np.arange(1 << TOP_BITS, dtype=np.int64) << (32 - TOP_BITS)
+            node = np.full(top.shape, self._start, np.int64)
+            prefix = np.full(top.shape, TOP_BITS, np.int8)
+            prefix[node >= self.node_count] = 0
+            self._walk(top, node, 0, prefix, TOP_BITS)
+            self._top_node, self._top_prefix = node, prefix
+        return self._top_node, self._top_prefix
+
+    def lookup(self, nums: I64) -> tuple[I64, npt.NDArray[np.int8]]:
+        """For IPv4 addresses given as integers: the record each one ends on (above
+        ``node_count``: it has data; ``node_count``: none; below: the tree is damaged
+        there) and its prefix length."""
+        top_node, top_prefix = self._table()
+        index = nums >> (32 - TOP_BITS)
+        node = top_node[index]
+        prefix = top_prefix[index]
+        self._walk(nums, node, TOP_BITS, prefix)
+        return node, prefix
+
+    def close(self) -> None:
+        self._top_node = self._top_prefix = None
+        del self._words
+        try:
+            self._mm.close()
+        except BufferError:  # an array of the caller still views the file; GC closes it
+            pass
