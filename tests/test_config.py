@@ -113,3 +113,13 @@ def test_configuration_reference_is_current() -> None:
     """docs/configuration.md is generated from the code; regenerate it with
     `portolan init --markdown > docs/configuration.md`."""
     assert (REPO / "docs" / "configuration.md").read_text() == markdown_reference()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("batch_size = 0", r"pipeline\.batch_size: must be at least 1"),
+    ("batch_delay = 0", r"pipeline\.batch_delay: must be more than 0"),
+    ("write_max = -1", r"pipeline\.write_max: must be 0 or more"),
+])
+def test_pipeline_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, f"[pipeline]\n{text}\n"), {})

@@ -217,7 +217,8 @@ def validate(raw: dict[str, Any], where: str = "configuration", path: Path | Non
             config.sections[key] = named
         else:
             config.sections[key] = _convert(value, typ, where, key)
-    _check_pipeline(config.pipeline, where)
+    if isinstance(config.sections.get("pipeline"), PipelineSection):  # defaults are fine
+        _check_pipeline(config.sections["pipeline"], where)
     for hook in LOAD_HOOKS:
         hook(config)
     return config
