@@ -27,7 +27,7 @@ from portolan.event import Event, make_id
 from portolan.pipeline import Pipeline, PipelineStats
 from portolan.sinks.store import StoreSink
 from portolan.store import Store
-from portolan.store.writer import _COLUMNS, event_row
+from portolan.store.writer import _COLUMNS, event_columns
 
 T0 = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -81,7 +81,7 @@ def sqlite_floor(path: Path, events: list[Event]) -> float:
     store = Store(f"sqlite:///{path}")
     store.migrate()
     store.close()
-    rows = [event_row(e) for e in events]
+    rows = list(event_columns(events).rows())
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -102,7 +102,7 @@ def pg_floor(url: str, events: list[Event]) -> float:
     store = Store(url)
     store.migrate()
     store.close()
-    rows = [event_row(e) for e in events]
+    rows = list(event_columns(events).rows())
     cols = ",".join(f'"{c}"' for c in _COLUMNS)
     with psycopg.connect(url) as conn:
         started = time.perf_counter()

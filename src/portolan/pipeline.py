@@ -3,9 +3,10 @@
 asyncio throughout. Sources hand events to a bounded intake queue (a full queue makes
 them wait: back-pressure, never unbounded memory). A batcher gathers events into batches
 of ``batch_size`` (or whatever arrived within ``batch_delay``), runs the enrichers over
-each, and passes it to the writer, which awaits every durable sink, then calls the
-sources' checkpoints, then offers the batch to the other sinks through their own queues.
-One batch is enriched while the previous one is written. When the durable sinks fall
+each (and lets the durable sinks that can prepare it for writing, see ``sinks.base``),
+and passes it to the writer, which awaits every durable sink, then calls the sources'
+checkpoints, then offers the batch to the other sinks through their own queues. One batch
+is enriched and prepared while the previous one is written. When the durable sinks fall
 behind, the batches waiting for them are written together (up to ``write_max`` events,
 one transaction): a busy store catches up in fewer, larger transactions, while a quiet
 one still gets each batch as soon as it is made.
@@ -182,7 +183,7 @@ class Pipeline:
                     checkpoints.append(item[1])
             self.stats.queue_depth = queue.qsize()
             self._enrich(events)
-            await self._write_queue.put((events, checkpoints))
+            await self._write_queue.put((events, checkpoints, self._prepare(events)))
             if ended:
                 break
         await self._write_queue.put(_END)
@@ -196,6 +197,23 @@ class Pipeline:
             except Exception as exc:
                 self._failed(f"enricher {enricher.name}", exc)
 
+    def _prepare(self, events: list[Event]) -> list[list[Any] | None]:
+        """For each durable sink that prepares batches ahead (see ``sinks.base``), the
+        batch made ready; ``None`` for the others, or where preparing failed (the batch
+        then goes through ``write``)."""
+        out: list[list[Any] | None] = []
+        for sink in self.durable:
+            prepare = getattr(sink, "prepare", None)
+            if prepare is None or not events:
+                out.append(None)
+                continue
+            try:
+                out.append([prepare(events)])
+            except Exception as exc:
+                self._failed(f"sink {sink.name} prepare", exc)
+                out.append(None)
+        return out
+
     # -- writing -----------------------------------------------------------------------
 
     async def _writer(self) -> None:
@@ -203,7 +221,7 @@ class Pipeline:
             item = await self._write_queue.get()
             if item is _END:
                 return
-            events, checkpoints = item
+            events, checkpoints, prepared = item
             ended = False
             while len(events) < self.write_max:  # group commit: take what waits too
                 try:
@@ -215,11 +233,16 @@ class Pipeline:
                     break
                 events = events + more[0]
                 checkpoints = checkpoints + more[1]
+                prepared = [None if a is None or b is None else a + b
+                            for a, b in zip(prepared, more[2], strict=True)]
             if events:
                 started = time.perf_counter()
-                for sink in self.durable:
+                for sink, parts in zip(self.durable, prepared, strict=True):
                     try:
-                        await sink.write(events)
+                        if parts is not None:
+                            await sink.write_prepared(events, parts)  # type: ignore[attr-defined]
+                        else:
+                            await sink.write(events)
                     except Exception as exc:
                         self._failed(f"sink {sink.name}", exc, len(events))
                 elapsed = time.perf_counter() - started

@@ -37,6 +37,13 @@ class Sink(Protocol):
 
 # A sink may also have ``start()``, called when the pipeline starts (the forwarder sends
 # what an earlier run left in its spool).
+#
+# A durable sink may also have ``prepare(events) -> object`` and ``async
+# write_prepared(events, parts)``: the pipeline then calls ``prepare`` on each batch as soon
+# as it is enriched, while the previous batch is still being written, and hands the
+# results (one per batch, several when batches are written together) to
+# ``write_prepared`` instead of calling ``write``. ``prepare`` runs in the event loop's
+# thread and must not touch anything that ``write_prepared`` may be changing.
 
 
 @dataclass(frozen=True)

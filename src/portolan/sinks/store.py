@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from portolan.event import Event
 from portolan.pipeline import PipelineStats
 from portolan.runtime import SERVICES, Runtime, ServiceSpec
 from portolan.sinks.base import SINKS, SinkSpec
-from portolan.store import Store, WriteResult, is_transient
+from portolan.store import Prepared, Store, WriteResult, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,32 @@ class StoreSink:
         stats.extra.setdefault("rejected", 0)
 
     async def write(self, events: list[Event]) -> None:
+        self._count(await self._held(lambda: self._write_or_split(events), len(events)))
+
+    def prepare(self, events: list[Event]) -> Prepared:
+        """The part of writing that needs no database, done by the pipeline while the
+        previous batch is being written."""
+        return self.store.prepare(events)
+
+    async def write_prepared(self, events: list[Event], parts: list[Prepared]) -> None:
+        """Write batches made ready by :meth:`prepare` (``events`` are all of theirs)."""
+        try:
+            result = await self._held(lambda: self.store.write_prepared(parts), len(events))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # refused for what it holds: the plain path splits it, skipping only the bad
+            result = await self._held(lambda: self._write_or_split(events), len(events))
+        self._count(result)
+
+    async def _held(self, attempt: Callable[[], WriteResult], count: int) -> WriteResult:
+        """``attempt()`` in a worker thread, retried with back-off while the database is
+        unavailable (the events are held meanwhile)."""
         delay = 0.25
         warned = False
         while True:
             try:
-                result = await asyncio.to_thread(self._write_or_split, events)
+                result = await asyncio.to_thread(attempt)
                 break
             except Exception as exc:
                 if not is_transient(exc) or self.give_up.is_set():
@@ -56,13 +77,13 @@ class StoreSink:
                 self.retries += 1
                 if not warned:
                     log.warning("store %s unavailable (%s); holding %d events and retrying",
-                                self.store.where, str(exc).splitlines()[0], len(events))
+                                self.store.where, str(exc).splitlines()[0], count)
                     warned = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
         if warned:
             log.warning("store %s is back", self.store.where)
-        self._count(result)
+        return result
 
     def _write_or_split(self, events: Sequence[Event]) -> WriteResult:
         try:

@@ -32,11 +32,21 @@ from portolan.store.engine import (
     to_us,
 )
 from portolan.store.query import EventFilter, QueryError
-from portolan.store.writer import WRITE_HOOKS, WriteHook, WriteResult, write
+from portolan.store.writer import (
+    WRITE_HOOKS,
+    Prepared,
+    PreparedHook,
+    WriteHook,
+    WriteResult,
+    prepare,
+    write_prepared,
+)
 
 __all__ = [
     "WRITE_HOOKS",
     "EventFilter",
+    "Prepared",
+    "PreparedHook",
     "QueryError",
     "Store",
     "StoreError",
@@ -121,9 +131,20 @@ class Store:
         """Store a batch in one transaction; ids already stored are skipped."""
         if not events:
             return WriteResult()
+        return self.write_prepared([prepare(events)])
+
+    @staticmethod
+    def prepare(events: Sequence[Event]) -> Prepared:
+        """What :meth:`write_prepared` needs, made without the database (any thread)."""
+        return prepare(events)
+
+    def write_prepared(self, parts: Sequence[Prepared]) -> WriteResult:
+        """Store prepared batches in one transaction; ids already stored are skipped."""
+        if not any(part.events for part in parts):
+            return WriteResult(duplicates=sum(part.received for part in parts))
         now_us = to_us(dt.datetime.now(dt.UTC))
         with self.engine.begin() as conn:
-            return write(conn, events, now_us)
+            return write_prepared(conn, parts, now_us)
 
     def purge(self, before: dt.datetime, *, chunk: int = 50000) -> int:
         """Delete events older than ``before`` (and sessions that ended before it), in

@@ -31,6 +31,7 @@ from portolan.event import Event
 from portolan.store import WRITE_HOOKS, EventFilter, QueryError, schema
 from portolan.store.engine import from_us, to_us
 from portolan.store.query import conditions
+from portolan.store.writer import PreparedHook, sqlite_many
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_S: Final = dt.timedelta(seconds=1)
@@ -90,6 +91,9 @@ _FILTER_FIELDS = ("sensor", "source", "service", "action", "direction", "country
 
 # -- writing ---------------------------------------------------------------------------
 
+Rows = dict[tuple[int, str, int, str, str], list[Any]]
+"""Rollup rows to add: (grain, dim, bucket, service, item) -> [n, label]."""
+
 
 def _raw_columns(events: Sequence[Event]) -> dict[str, list[Any]]:
     """Every dimension's raw value for every event (``None`` for none), one list per
@@ -142,7 +146,7 @@ def _groups(buckets: list[int], services: list[str]) -> dict[tuple[int, str], li
     return groups
 
 
-def aggregate(events: Sequence[Event]) -> dict[tuple[int, str, int, str, str], list[Any]]:
+def aggregate(events: Sequence[Event]) -> Rows:
     """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label].
 
     Events are grouped by (bucket, service) first, then each dimension's values are
@@ -198,7 +202,7 @@ _UPSERT = {
 }
 
 
-def add(conn: Connection, rows: dict[tuple[int, str, int, str, str], list[Any]]) -> None:
+def add(conn: Connection, rows: Rows) -> None:
     """Add aggregated rows in the connection's open transaction (sorted, so concurrent
     writers lock rows in the same order)."""
     if not rows:
@@ -212,7 +216,10 @@ def add(conn: Connection, rows: dict[tuple[int, str, int, str, str], list[Any]])
     sql = _UPSERT["mysql" if dialect in ("mysql", "mariadb") else dialect]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, values)
+        if dialect == "sqlite":
+            sqlite_many(cursor, sql, values)
+        else:
+            cursor.executemany(sql, values)
     finally:
         cursor.close()
 
@@ -239,11 +246,28 @@ def _add_postgresql(conn: Connection, values: list[tuple[Any, ...]]) -> None:
         cur.execute("DELETE FROM portolan_rollups_in")
 
 
-def update_rollups(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
-    """The write hook: adds the batch's new events to the rollups."""
-    if events:
-        add(conn, aggregate(events))
+def merge(parts: Sequence[Rows]) -> Rows:
+    """The rows of batches written together: counts added, the newest label kept."""
+    out: Rows = {}
+    for part in parts:
+        for key, (n, label) in part.items():
+            row = out.get(key)
+            if row is None:
+                out[key] = [n, label]
+            else:
+                row[0] += n
+                if label is not None:
+                    row[1] = label
+    return out
 
+
+def _apply(conn: Connection, rows: Rows, _now_us: int) -> None:
+    add(conn, rows)
+
+
+update_rollups = PreparedHook(aggregate, merge, _apply)
+"""The write hook: adds the batch's new events to the rollups (counted ahead of the
+write, see :class:`~portolan.store.writer.PreparedHook`)."""
 
 WRITE_HOOKS.append(update_rollups)
 

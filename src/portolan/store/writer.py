@@ -1,10 +1,18 @@
 """Writing batches: idempotent inserts, then the tables kept beside the events.
 
 One transaction per batch. The events are inserted in the fastest way each database
-offers (SQLite ``executemany``, PostgreSQL ``COPY`` into a temporary table, MariaDB
-multi-row ``INSERT IGNORE``), skipping ids already stored; then every write hook runs on
-the events that were really new (so a replay changes no count): the sessions, the
-addresses and the sensors tables, and whatever else registered a hook (rollups).
+offers (SQLite and MariaDB multi-row ``INSERT ... RETURNING``, PostgreSQL ``COPY``),
+skipping ids already stored; then every write hook runs on the events that were really
+new (so a replay changes no count): the sessions, the addresses and the sensors tables,
+and whatever else registered a hook (rollups).
+
+Writing is in two steps. :func:`prepare` does the work that needs no connection: the
+events as rows, grouped by the columns they fill, and what each :class:`PreparedHook`
+computes from them (the counts it will add). :func:`write_prepared` then runs the
+statements. The pipeline prepares a batch while the previous one is being written, so
+this Python work overlaps with the database's own (SQLite and the PostgreSQL client
+release the GIL while they work). When some events of a batch turn out to be stored
+already, the hooks compute again from the events that were new.
 """
 
 from __future__ import annotations
@@ -13,9 +21,9 @@ import collections
 import itertools
 import json
 import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -28,6 +36,27 @@ from portolan.store.engine import EPOCH, ONE_US, from_us, to_us
 WriteHook = Callable[[Connection, Sequence[Event], int], None]
 """Called inside the batch's transaction with the new events and the time of writing
 (microseconds); must not commit."""
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedHook(Generic[P]):
+    """A write hook in two steps, so that most of its work can be done ahead, without a
+    connection, while an earlier batch is being written.
+
+    ``prepare(events)`` computes what the hook will write for these events (pure: no
+    connection, no shared state); ``merge(parts)`` combines the results of several
+    batches written in one transaction; ``apply(conn, data, now_us)`` writes it, inside
+    the transaction. Called as a plain :data:`WriteHook`, it does the three at once."""
+
+    prepare: Callable[[Sequence[Event]], P]
+    merge: Callable[[Sequence[P]], P]
+    apply: Callable[[Connection, P, int], None]
+
+    def __call__(self, conn: Connection, events: Sequence[Event], now_us: int) -> None:
+        self.apply(conn, self.prepare(events), now_us)
+
 
 #: Hooks run for every written batch, in order.
 WRITE_HOOKS: list[WriteHook] = []
@@ -51,35 +80,126 @@ class WriteResult:
 
 def event_row(event: Event) -> list[Any]:
     """An event as the values of an ``events`` row, in column order."""
-    row = list(msgspec.structs.astuple(event))
-    row[_TS] = (row[_TS] - EPOCH) // ONE_US
-    attrs = row[_ATTRS]
-    row[_ATTRS] = _json.encode(attrs).decode() if attrs else None
-    received = row[_RECEIVED]
-    if received is not None:
-        row[_RECEIVED] = (received - EPOCH) // ONE_US
-    payload = row[_PAYLOAD]
-    if payload is not None:
-        row[_PAYLOAD] = bytes(payload)
-    return row
+    return [column[0] for column in event_columns([event]).values]
+
+
+@dataclass
+class Columns:
+    """A batch as the ``events`` table's columns: one sequence of values per column, in
+    column order, converted to what the database stores. Built in bulk (one C-level pass
+    to split the events, then a pass per column that needs converting), and cheap to ask
+    which columns have no value at all (SQLite then leaves them out of its statements:
+    binding ``None`` costs Python's sqlite3 several times what a number costs)."""
+
+    values: list[Sequence[Any]]
+    count: int
+
+    def filled(self) -> tuple[int, ...]:
+        """Positions of the columns that hold a value in at least one row."""
+        n = self.count
+        return tuple(i for i, column in enumerate(self.values) if column.count(None) != n)
+
+    def rows(self, columns: Sequence[int] | None = None, start: int = 0,
+             stop: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """Rows ``start:stop`` as tuples of the given columns (default: all)."""
+        picked = self.values if columns is None else [self.values[i] for i in columns]
+        if start or stop is not None:
+            picked = [column[start:stop] for column in picked]
+        return zip(*picked, strict=True)
+
+
+_TRANSPOSE_ROWS = 256
+
+
+def event_columns(events: Sequence[Event]) -> Columns:
+    """``events`` as :class:`Columns`."""
+    if not events:
+        return Columns([() for _ in _COLUMNS], 0)
+    rows = list(map(msgspec.structs.astuple, events))
+    # turned into columns a few hundred rows at a time (the rows at hand stay in the CPU's
+    # cache: three times faster than all at once), then joined
+    step = _TRANSPOSE_ROWS
+    pieces = [tuple(zip(*rows[i : i + step], strict=True)) for i in range(0, len(rows), step)]
+    values: list[Sequence[Any]] = (
+        list(pieces[0]) if len(pieces) == 1 else
+        [list(itertools.chain.from_iterable(piece[c] for piece in pieces))
+         for c in range(len(_COLUMNS))])
+    values[_TS] = [(ts - EPOCH) // ONE_US for ts in values[_TS]]
+    n = len(events)
+    if values[_ATTRS].count(None) != n:
+        encode = _json.encode
+        values[_ATTRS] = [encode(a).decode() if a else None for a in values[_ATTRS]]
+    if values[_RECEIVED].count(None) != n:
+        values[_RECEIVED] = [None if r is None else (r - EPOCH) // ONE_US
+                             for r in values[_RECEIVED]]
+    if values[_PAYLOAD].count(None) != n:
+        values[_PAYLOAD] = [None if p is None else bytes(p) for p in values[_PAYLOAD]]
+    return Columns(values, n)
+
+
+@dataclass
+class Prepared:
+    """A batch made ready to write (see :func:`prepare`)."""
+
+    events: list[Event]
+    """The batch, each id once."""
+    received: int
+    """Events handed over, duplicates within the batch included."""
+    columns: Columns
+    """``events`` as the table's columns."""
+    hooks: dict[int, Any] = field(default_factory=dict)
+    """What each :class:`PreparedHook` (by ``id``) computed for all of ``events``."""
+
+
+def prepare(events: Sequence[Event]) -> Prepared:
+    """The work of writing ``events`` that needs no connection (pure; safe to run in any
+    thread while another batch is being written)."""
+    if len({e.id for e in events}) == len(events):
+        batch = list(events)
+    else:
+        unique: dict[str, Event] = {}
+        for event in events:
+            unique.setdefault(event.id, event)
+        batch = list(unique.values())
+    prepared = Prepared(batch, len(events), event_columns(batch))
+    for hook in WRITE_HOOKS:
+        if isinstance(hook, PreparedHook):
+            prepared.hooks[id(hook)] = hook.prepare(batch)
+    return prepared
 
 
 def write(conn: Connection, events: Sequence[Event], now_us: int) -> WriteResult:
     """Store a batch in the connection's open transaction."""
-    unique: dict[str, Event] = {}
-    for event in events:
-        unique.setdefault(event.id, event)
-    batch = list(unique.values())
-    rows = [event_row(e) for e in batch]
+    return write_prepared(conn, [prepare(events)], now_us)
+
+
+def write_prepared(conn: Connection, parts: Sequence[Prepared], now_us: int) -> WriteResult:
+    """Store prepared batches in the connection's open transaction, as one."""
+    total = sum(len(part.events) for part in parts)
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        new_ids = _insert_postgresql(conn, rows)
+        new_ids = _insert_postgresql(conn, [part.columns for part in parts])
     else:
-        new_ids = _insert_generic(conn, rows, dialect)
-    new = batch if len(new_ids) == len(batch) else [e for e in batch if e.id in new_ids]
+        new_ids = _insert_generic(conn, [part.columns for part in parts], dialect)
+    received = sum(part.received for part in parts)
+    all_new = new_ids is None or len(new_ids) == total
+    if all_new:
+        new = parts[0].events if len(parts) == 1 else [e for p in parts for e in p.events]
+    else:  # some were stored already (or came twice, in two of the parts)
+        unique: dict[str, Event] = {}
+        for part in parts:
+            for e in part.events:
+                if new_ids is None or e.id in new_ids:
+                    unique.setdefault(e.id, e)
+        new = list(unique.values())
     for hook in WRITE_HOOKS:
-        hook(conn, new, now_us)
-    return WriteResult(stored=len(new), duplicates=len(events) - len(new))
+        if all_new and isinstance(hook, PreparedHook) and all(
+                id(hook) in part.hooks for part in parts):
+            data = [part.hooks[id(hook)] for part in parts]
+            hook.apply(conn, data[0] if len(data) == 1 else hook.merge(data), now_us)
+        else:
+            hook(conn, new, now_us)
+    return WriteResult(stored=len(new), duplicates=received - len(new))
 
 
 def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
@@ -95,72 +215,92 @@ def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
 
 #: Values per multi-row INSERT (SQLite allows 32,766 parameters in one statement).
 _VALUES_PER_STATEMENT = 30_000
-_NONES = (None,) * len(_COLUMNS)
 
 
-def _by_columns(rows: list[list[Any]]) -> dict[tuple[int, ...], list[list[Any]]]:
-    """Rows grouped by which columns they have a value for (most of a batch share one
-    shape): each group is inserted naming only those columns, so the NULLs of the others
-    cost nothing to bind (binding ``None`` is several times dearer than an integer in
-    Python's sqlite3)."""
-    groups: dict[tuple[bool, ...], list[list[Any]]] = {}
-    for row in rows:
-        key = tuple(map(operator.is_not, row, _NONES))
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [row]
-        else:
-            group.append(row)
-    return {tuple(i for i, has in enumerate(key) if has): group
-            for key, group in groups.items()}
-
-
-def _insert_generic(conn: Connection, rows: list[list[Any]], dialect: str) -> set[str]:
-    """SQLite and MariaDB: multi-row ``INSERT ... IGNORE ... RETURNING id`` gives exactly the
-    ids that were new, in one statement per 30,000 values. MySQL, which has no RETURNING,
-    checks the keys first."""
+def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) -> set[str] | None:
+    """SQLite and MariaDB: multi-row ``INSERT ... IGNORE``, one statement per 30,000 values,
+    naming only the columns that hold a value, in a savepoint. When every row went in (the
+    usual case) that is all: returns ``None`` ("all new"). Otherwise the savepoint is
+    rolled back and the rows go in again with ``RETURNING id``, which gives exactly the ids
+    that were new. (Each row that RETURNING hands back is one step of the database, and a
+    thread waits for the GIL after each: too dear for every batch.) MySQL, which has no
+    RETURNING, checks the keys first."""
     sqlite = dialect == "sqlite"
-    returning = sqlite or bool(getattr(conn.dialect, "is_mariadb", False))
-    if not returning:
-        existing = _existing(conn, [(r[_TS], r[0]) for r in rows])
-        rows = [r for r in rows if r[0] not in existing]
-        if not rows:
-            return set()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if not sqlite and not getattr(conn.dialect, "is_mariadb", False):
+            new: set[str] = set()
+            for part in parts:
+                ids, stamps = part.values[0], part.values[_TS]
+                existing = _existing(conn, list(zip(stamps, ids, strict=True)))
+                keep = [i for i, id_ in enumerate(ids) if id_ not in existing]
+                if keep:
+                    rows = [part.values[c] for c in range(len(_COLUMNS))]
+                    kept = Columns([[column[i] for i in keep] for column in rows], len(keep))
+                    _inserts(cursor, kept, sqlite, returning=False)
+                    new.update(ids[i] for i in keep)
+            return new
+        total = sum(part.count for part in parts)
+        cursor.execute("SAVEPOINT portolan_insert")
+        inserted = sum(_inserts(cursor, part, sqlite, returning=False) for part in parts)
+        if inserted == total:
+            cursor.execute("RELEASE SAVEPOINT portolan_insert")
+            return None
+        cursor.execute("ROLLBACK TO SAVEPOINT portolan_insert")
+        cursor.execute("RELEASE SAVEPOINT portolan_insert")
+        new = set()
+        for part in parts:
+            _inserts(cursor, part, sqlite, returning=True, new=new)
+        return new
+    finally:
+        cursor.close()
+
+
+def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
+             new: set[str] | None = None) -> int:
+    """The multi-row ``INSERT ... IGNORE`` statements of :func:`_insert_generic`; returns
+    how many rows went in, and adds their ids to ``new`` with ``returning``."""
+    if not part.count:
+        return 0
     mark = "?" if sqlite else "%s"
     quote = '"' if sqlite else "`"
     head = "INSERT OR IGNORE INTO events (" if sqlite else "INSERT IGNORE INTO events ("
-    new: set[str] = set()
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for columns, group in _by_columns(rows).items():
-            names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
-            one = "(" + ",".join([mark] * len(columns)) + ")"
-            pick = operator.itemgetter(*columns) if len(columns) > 1 else (
-                lambda row, i=columns[0]: (row[i],))
-            per = max(1, _VALUES_PER_STATEMENT // len(columns))
-            for start in range(0, len(group), per):
-                part = group[start : start + per]
-                sql = f"{head}{names}) VALUES " + ",".join([one] * len(part))
-                flat = list(itertools.chain.from_iterable(map(pick, part)))
-                if returning:
-                    cursor.execute(sql + " RETURNING id", flat)
-                    new.update(r[0] for r in cursor.fetchall())
-                else:
-                    cursor.execute(sql, flat)
-                    new.update(r[0] for r in part)
-    finally:
-        cursor.close()
-    return new
+    columns = part.filled()
+    names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
+    one = "(" + ",".join([mark] * len(columns)) + ")"
+    per = max(1, _VALUES_PER_STATEMENT // len(columns))
+    full = ""
+    inserted = 0
+    for start in range(0, part.count, per):
+        size = min(per, part.count - start)
+        if size == per and full:
+            sql = full
+        else:
+            sql = f"{head}{names}) VALUES " + ",".join([one] * size)
+            if size == per:
+                full = sql
+        flat = list(itertools.chain.from_iterable(part.rows(columns, start, start + size)))
+        if returning:
+            cursor.execute(sql + " RETURNING id", flat)
+            ids = [r[0] for r in cursor.fetchall()]
+            assert new is not None
+            new.update(ids)
+            inserted += len(ids)
+        else:
+            cursor.execute(sql, flat)
+            inserted += cursor.rowcount
+    return inserted
 
 
 _PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
 
 
-def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
+def _insert_postgresql(conn: Connection, parts: Sequence[Columns]) -> set[str] | None:
     """``COPY`` straight into the table, in a savepoint: a batch with no stored ids (the
-    usual case) costs what COPY costs. When some id is stored already (a replay), the
-    savepoint is rolled back and the batch goes through a temporary table and
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, which gives the ids that were new."""
+    usual case) costs what COPY costs, and ``None`` says that all were new. When some id is
+    stored already (a replay), the savepoint is rolled back and the batch goes through a
+    temporary table and ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, which gives the
+    ids that were new."""
     import psycopg
 
     raw = conn.connection.dbapi_connection
@@ -169,20 +309,22 @@ def _insert_postgresql(conn: Connection, rows: list[list[Any]]) -> set[str]:
         cur.execute("SAVEPOINT portolan_copy")
         try:
             with cur.copy(f"COPY events ({_PG_COLS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for part in parts:
+                    for row in part.rows():
+                        copy.write_row(row)
         except psycopg.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT portolan_copy")
         else:
             cur.execute("RELEASE SAVEPOINT portolan_copy")
-            return {row[0] for row in rows}
+            return None  # all new
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS portolan_incoming "
             "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         with cur.copy(f"COPY portolan_incoming ({_PG_COLS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for part in parts:
+                for row in part.rows():
+                    copy.write_row(row)
         cur.execute(
             f"INSERT INTO events ({_PG_COLS}) SELECT {_PG_COLS} FROM portolan_incoming "
             "ON CONFLICT (ts, id) DO NOTHING RETURNING id"
@@ -219,9 +361,43 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
     params: list[Any] = rows if order is None else [[r[n] for n in order] for r in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, params)
+        if conn.dialect.name == "sqlite":
+            sqlite_many(cursor, sql, params)
+        else:
+            cursor.executemany(sql, params)
     finally:
         cursor.close()
+
+
+#: Parameters per SQLite statement (it allows 32,766).
+_PARAMS_PER_STATEMENT = 30_000
+
+
+def sqlite_many(cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``cursor.executemany(sql, rows)`` for SQLite, as multi-row statements: ``sql`` has
+    one ``VALUES (?, ...)`` group, repeated here for up to 30,000 parameters at a time.
+    Each execution of a statement releases and takes back the GIL, and taking it back
+    waits for whatever else the process is doing: one statement for thousands of rows
+    instead of one per row."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ", ".join(["?"] * width) + ")"
+    head, found, tail = sql.partition("VALUES " + one)
+    if not found or width == 0:
+        cursor.executemany(sql, rows)
+        return
+    per = max(1, _PARAMS_PER_STATEMENT // width)
+    full = None
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        if len(part) == per and full is not None:
+            statement = full
+        else:
+            statement = head + "VALUES " + ", ".join([one] * len(part)) + tail
+            if len(part) == per:
+                full = statement
+        cursor.execute(statement, list(itertools.chain.from_iterable(part)))
 
 
 def _compile_upsert(conn: Connection, table: sa.Table, columns: list[str], key: str,
@@ -264,9 +440,12 @@ FAILURE_ACTIONS = frozenset({"auth_failure", "invalid_user"})
 SUCCESS_ACTIONS = frozenset({"auth_success"})
 
 
-def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
-    """One row per remote address: first/last seen, counts, latest place and network."""
-    agg: dict[str, list[Any]] = {}  # ip -> [first, last, events, failures, successes, event]
+IpCounts = dict[str, list[Any]]
+"""ip -> [first, last, events, failures, successes, the newest event with a place]."""
+
+
+def _count_ips(events: Sequence[Event]) -> IpCounts:
+    agg: IpCounts = {}
     failure, success = FAILURE_ACTIONS, SUCCESS_ACTIONS
     for e in events:
         ip = e.src_ip if e.direction == "inbound" else e.dst_ip
@@ -291,6 +470,33 @@ def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
             row[3] += 1
         elif action in success:
             row[4] += 1
+    return agg
+
+
+def _merge_ips(parts: Sequence[IpCounts]) -> IpCounts:
+    """Counts of batches in the order they came, as if counted together."""
+    out: IpCounts = {}
+    for part in parts:
+        for ip, (first, last, n, failures, successes, e) in part.items():
+            row = out.get(ip)
+            if row is None:
+                out[ip] = [first, last, n, failures, successes, e]
+                continue
+            if first < row[0]:
+                row[0] = first
+            if last >= row[1]:
+                row[1] = last
+                if e.country:
+                    row[5] = e
+            elif e.country and not row[5].country:
+                row[5] = e
+            row[2] += n
+            row[3] += failures
+            row[4] += successes
+    return out
+
+
+def _write_ips(conn: Connection, agg: IpCounts, _now_us: int) -> None:
     rows = [{"ip": ip, "first_seen": to_us(first), "last_seen": to_us(last), "events": n,
              "failures": failures, "successes": successes, "country": e.country, "asn": e.asn,
              "as_org": e.as_org, "starred": False, "note": None}
@@ -306,6 +512,10 @@ def update_ips(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
         "asn": sa.func.coalesce(x.asn, t.c.asn),
         "as_org": sa.func.coalesce(x.as_org, t.c.as_org),
     })
+
+
+update_ips = PreparedHook(_count_ips, _merge_ips, _write_ips)
+"""One row per remote address: first/last seen, counts, latest place and network."""
 
 
 def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> None:
@@ -415,4 +625,5 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
 
 WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
 
-__all__ = ["WRITE_HOOKS", "WriteHook", "WriteResult", "event_row", "from_us", "write"]
+__all__ = ["WRITE_HOOKS", "Columns", "Prepared", "PreparedHook", "WriteHook", "WriteResult", "event_columns",
+           "event_row", "from_us", "prepare", "write", "write_prepared"]
