@@ -94,8 +94,11 @@ class Runtime:
                 made.append(enricher)
         return made
 
-    def sinks(self) -> list[Sink]:
-        return [s for _, spec in SINKS.items() if (s := spec.make(self)) is not None]
+    def sinks(self, *, live: bool = True) -> list[Sink]:
+        """The configured sinks; without the ``live`` ones (see :class:`SinkSpec`) for
+        a command that runs no server."""
+        return [s for _, spec in SINKS.items()
+                if (live or not spec.live) and (s := spec.make(self)) is not None]
 
     def source_options(self) -> list[SourceOptions]:
         """The configured sources, or the defaults that make sense on this machine."""

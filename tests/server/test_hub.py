@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 from portolan.server.hub import Hub, StreamSink, matches
 from portolan.store import EventFilter
@@ -63,3 +64,21 @@ def test_matches_like_the_store() -> None:
     assert matches(EventFilter(until=T0 + dt.timedelta(seconds=4), asn=e.asn), e)
     assert not matches(EventFilter(ip="bad/net"), e)
     assert not matches(EventFilter(service="http"), e)
+
+
+def test_a_batch_larger_than_the_buffer_keeps_the_newest_and_counts_all() -> None:
+    hub = Hub(size=3)
+    hub.publish([ev(1)])
+    hub.publish([ev(1), *[ev(i) for i in range(2, 9)]])  # 1 again, then 7 new ones
+    assert [e.id for _, e in hub.buffer] == [ev(6).id, ev(7).id, ev(8).id]
+    assert [s for s, _ in hub.buffer] == [6, 7, 8]
+    assert hub.start_after(f"{hub.boot}-1") == (1, True)
+
+
+def test_commands_without_a_server_leave_the_live_stream_out(tmp_path: Path) -> None:
+    from portolan.config import validate
+    from portolan.runtime import Runtime
+
+    rt = Runtime(config=validate({"data_dir": str(tmp_path)}))
+    assert any(isinstance(s, StreamSink) for s in rt.sinks())
+    assert not any(isinstance(s, StreamSink) for s in rt.sinks(live=False))

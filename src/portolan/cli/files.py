@@ -95,10 +95,13 @@ def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url:
         update: Callable[[int], None] | None = bar.update if bar is not None else None
         sources = [_file_source(rt, spec, p, stats, update) for p in paths]
 
-        async def go(stop: asyncio.Event) -> PipelineStats:
-            return await rt.pipeline(sources).run(stop)
+        pipeline = rt.pipeline(sources, rt.sinks(live=False))
 
-        pstats = run_until_signal(go)
+        async def go(stop: asyncio.Event) -> PipelineStats:
+            return await pipeline.run(stop)
+
+        with _reading_gc():
+            pstats = run_until_signal(go)
     elapsed = time.perf_counter() - started
     rt.close()
     stored = pstats.extra.get("stored", 0)
@@ -182,9 +185,10 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
 
 @contextmanager
 def _reading_gc() -> Iterator[None]:
-    """While a whole file is read: the garbage collector leaves aside what exists already
-    (modules, the config) and runs less often. Parsing makes a great many short-lived
-    objects that reference counting frees, and every collection would look at them."""
+    """While whole files are read (parse, ingest): the garbage collector leaves aside what
+    exists already (modules, the config, the GeoIP tables) and runs less often. Parsing
+    makes a great many short-lived objects that reference counting frees, and every
+    collection would look at them, and at the batches on their way to the store."""
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(10_000, *threshold[1:])

@@ -229,8 +229,7 @@ class GeoIP:
                 records = None
                 if load_asn:
                     try:
-                        cache = data_dir / CACHE_DIR if data_dir.is_dir() else None
-                        asn_table = asncache.load(cache, v4, v6)
+                        asn_table = asncache.load(_cache_dir(data_dir), v4, v6)
                         records = asn_table.records
                     except OSError as exc:
                         errors.append(f"{exc.filename}: cannot read: {exc.strerror}")
@@ -549,6 +548,18 @@ class GeoEnricher:
     def close(self) -> None:
         if self.online is not None:
             self.online.close()
+
+
+def _cache_dir(data_dir: Path) -> Path | None:
+    """Where the ASN table's ready-to-load copy is kept (the data directory is made if
+    need be: ``portolan ingest --db URL`` may be the first command that uses it); ``None``
+    when it cannot be."""
+    cache = data_dir / CACHE_DIR
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return cache
 
 
 def make_geoip(runtime: Runtime, *, load_asn: bool = True) -> GeoIP:

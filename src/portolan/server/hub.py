@@ -47,6 +47,12 @@ class Hub:
         """Add stored events (call from the event loop). An event still in the buffer is
         not sent twice (a sensor retrying a batch it already delivered)."""
         buffer, ids = self.buffer, self._ids
+        if len(events) > self.size:
+            # only the newest ``size`` can stay in the buffer: the others are numbered
+            # (a client that asks for them is told to reload), not kept
+            skipped = len(events) - self.size
+            self.seq += skipped - sum(1 for e in events[:skipped] if e.id in ids)
+            events = events[skipped:]
         for e in events:
             if e.id in ids:
                 continue
@@ -193,4 +199,5 @@ def _make_sink(runtime: Runtime) -> StreamSink | None:
     return StreamSink(hub_for(runtime, settings.stream_buffer))
 
 
-SINKS.add("stream", SinkSpec("stream", "new events to the server's live stream", _make_sink))
+SINKS.add("stream", SinkSpec("stream", "new events to the server's live stream", _make_sink,
+                            live=True))

@@ -53,6 +53,9 @@ class SinkSpec:
     name: str
     summary: str
     make: Callable[[Runtime], Sink | None]
+    live: bool = False
+    """Feeds only what a server in this process shows live (the stream): left out of
+    one-shot commands such as ``portolan ingest``, where no server runs."""
 
 
 #: Every known kind of sink.
