@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from portolan.event import Event, make_id
 from portolan.store import EventFilter, Store
@@ -152,3 +154,50 @@ def test_attacker_text_is_data(store: Store) -> None:
     store.write([ev(1, user=hostile, attrs={"ua": hostile})])
     (back,) = store.events(EventFilter(user=hostile))
     assert back.user == hostile and back.attrs["ua"] == hostile
+
+
+def _tables(store: Store) -> tuple[dict[str, tuple[int, int, int, int, str | None]],
+                                   dict[object, int]]:
+    """The addresses table (first/last seen, events, failures, country) and the rollup
+    counts by country, as a test compares them."""
+    from portolan.store import rollups, schema
+
+    with store.connect() as conn:
+        ips = {r.ip: (r.first_seen, r.last_seen, r.events, r.failures, r.country)
+               for r in conn.execute(sa.select(schema.ips))}
+        counted = rollups.counts(conn, "country", EventFilter(), limit=100)
+    return ips, {k: n for k, _label, n in counted.top}
+
+
+def test_prepared_batches_written_together_count_as_written_apart(
+        store: Store, tmp_path: Path) -> None:
+    """The pipeline's group commit: batches prepared one by one (rows and counts made
+    ahead), then written in one transaction, leave every table as writing them one by
+    one does; an event in two of them, or stored already, is counted once."""
+    first = [ev(i, country=["NL", "DE", None][i % 3]) for i in range(30)]
+    second = [ev(i, country="FR", action="auth_success") for i in range(25, 60)]
+    store.write(first[:5])  # stored already: a replay
+    result = store.write_prepared([store.prepare(first), store.prepare(second)])
+    assert (result.stored, result.duplicates) == (55, 10)  # 5 replayed, 5 in both batches
+
+    apart = Store(f"sqlite:///{tmp_path / 'apart.db'}")
+    apart.migrate()
+    try:
+        apart.write(first[:5])
+        apart.write(first)
+        apart.write(second)
+        assert _tables(store) == _tables(apart)
+    finally:
+        apart.close()
+    assert store.count() == 60
+
+
+def test_prepared_batches_all_new(store: Store) -> None:
+    parts = [[ev(i, country="NL") for i in range(k * 10, k * 10 + 10)] for k in range(3)]
+    result = store.write_prepared([store.prepare(p) for p in parts])
+    assert (result.stored, result.duplicates) == (30, 0)
+    ips, by_country = _tables(store)
+    assert by_country == {"NL": 30}
+    assert sum(row[2] for row in ips.values()) == 30
+    assert ips["203.0.113.0"][:2] == (int(parts[0][0].ts.timestamp() * 1e6),
+                                      int(parts[2][8].ts.timestamp() * 1e6))

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from portolan.event import Event
 from portolan.store import query, schema
+from portolan.store.checkpoint import Checkpointer
 from portolan.store.engine import (
     StoreError,
     create,
@@ -69,6 +70,8 @@ class Store:
         self.display = safe_url(make_url(text))
         self.dialect = self.url.get_backend_name()
         self.engine: Engine = create(self.url)
+        self.checkpointer = (Checkpointer(Path(self.url.database).expanduser())
+                             if self.dialect == "sqlite" and self.url.database else None)
         # Parts that keep tables beside the events (rollups) register write hooks when
         # imported: load them, so that every writer keeps those tables in step.
         from portolan.plugins import load_all
@@ -144,7 +147,10 @@ class Store:
             return WriteResult(duplicates=sum(part.received for part in parts))
         now_us = to_us(dt.datetime.now(dt.UTC))
         with self.engine.begin() as conn:
-            return write_prepared(conn, parts, now_us)
+            result = write_prepared(conn, parts, now_us)
+        if self.checkpointer is not None:
+            self.checkpointer.poke()
+        return result
 
     def purge(self, before: dt.datetime, *, chunk: int = 50000) -> int:
         """Delete events older than ``before`` (and sessions that ended before it), in
@@ -189,6 +195,8 @@ class Store:
             return query.count_events(conn, f)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 

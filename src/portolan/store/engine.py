@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from portolan.store.checkpoint import AUTOCHECKPOINT_PAGES
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ONE_US = dt.timedelta(microseconds=1)
 
@@ -88,6 +90,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
+    # a bound only: the store's checkpointer thread copies the log back long before
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
