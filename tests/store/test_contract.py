@@ -201,3 +201,19 @@ def test_prepared_batches_all_new(store: Store) -> None:
     assert sum(row[2] for row in ips.values()) == 30
     assert ips["203.0.113.0"][:2] == (int(parts[0][0].ts.timestamp() * 1e6),
                                       int(parts[2][8].ts.timestamp() * 1e6))
+
+
+def test_postgresql_compares_ids_and_addresses_bytewise(postgres_url: str) -> None:
+    """SQLite compares bytes already; MariaDB keeps its own collation."""
+    store = Store(postgres_url)
+    store.migrate()
+    try:
+        with store.connect() as conn:
+            found = dict(conn.exec_driver_sql(
+                "SELECT table_name || '.' || column_name, collation_name "
+                "FROM information_schema.columns WHERE table_name || '.' || column_name "
+                "IN ('events.id', 'events.src_ip', 'ips.ip', 'sessions.id')").all())
+        assert found == {"events.id": "C", "events.src_ip": "C", "ips.ip": "C",
+                         "sessions.id": "C"}
+    finally:
+        store.close()
