@@ -27,11 +27,11 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portolan.event import Event
+from portolan.event import FIELDS, Event
 from portolan.store import WRITE_HOOKS, EventFilter, QueryError, schema
 from portolan.store.engine import from_us, to_us
 from portolan.store.query import conditions
-from portolan.store.writer import PreparedHook, sqlite_many
+from portolan.store.writer import Columns, PreparedHook, event_columns, sqlite_many
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_S: Final = dt.timedelta(seconds=1)
@@ -94,23 +94,31 @@ _FILTER_FIELDS = ("sensor", "source", "service", "action", "direction", "country
 Rows = dict[tuple[int, str, int, str, str], list[Any]]
 """Rollup rows to add: (grain, dim, bucket, service, item) -> [n, label]."""
 
+_COL: Final = {name: i for i, name in enumerate(FIELDS)}
 
-def _raw_columns(events: Sequence[Event]) -> dict[str, list[Any]]:
-    """Every dimension's raw value for every event (``None`` for none), one list per
-    dimension, built with comprehensions: this runs for every stored batch. Values become
-    items (text, cut to ``ITEM_MAX``) after counting, once per distinct value."""
+
+def _raw_columns(events: Sequence[Event], table: Columns) -> dict[str, Sequence[Any]]:
+    """Every dimension's raw value for every event (``None`` for none), one sequence per
+    dimension, most of them the table's columns as they are: this runs for every stored
+    batch. Values become items (text, cut to ``ITEM_MAX``) after counting, once per
+    distinct value."""
+    v = table.values
+    n = table.count
+    direction = v[_COL["direction"]]
+    src, dst = v[_COL["src_ip"]], v[_COL["dst_ip"]]
     attrs = [e.attrs for e in events]
-    blank: list[Any] = [""] * len(events)
+    blank: list[Any] = [""] * n
     return {
-        "service": [e.service for e in events],
-        "action": [e.action for e in events],
-        "sensor": [e.sensor for e in events],
-        "country": [e.country for e in events],
-        "asn": [e.asn for e in events],
-        "city": [e.city for e in events],
-        "ip": [e.src_ip if e.direction == "inbound" else e.dst_ip for e in events],
-        "user": [e.user for e in events],
-        "dst_port": [e.dst_port for e in events],
+        "service": v[_COL["service"]],
+        "action": v[_COL["action"]],
+        "sensor": v[_COL["sensor"]],
+        "country": v[_COL["country"]],
+        "asn": v[_COL["asn"]],
+        "city": v[_COL["city"]],
+        "ip": (src if direction.count("inbound") == n else
+               [s if d == "inbound" else t for s, d, t in zip(src, direction, dst, strict=True)]),
+        "user": v[_COL["user"]],
+        "dst_port": v[_COL["dst_port"]],
         # attributes may hold anything JSON does (lists...): made items at once
         "host": [_item(a.get("host")) if a else "" for a in attrs] if any(attrs) else blank,
         "instance": ([_item(a.get("instance")) if a else "" for a in attrs] if any(attrs)
@@ -122,16 +130,21 @@ def _item(value: Any) -> str:
     return "" if value is None else str(value)[:ITEM_MAX]
 
 
-def _labels(events: Sequence[Event]) -> dict[str, dict[str, str]]:
+def _labels(table: Columns) -> dict[str, dict[str, str]]:
     """The newest label of each item, for the dimensions that have labels."""
+    v = table.values
+    country, asn, city = v[_COL["country"]], v[_COL["asn"]], v[_COL["city"]]
     return {
-        "country": {e.country: e.country_name for e in events if e.country and e.country_name},
-        "asn": {str(e.asn): e.as_org for e in events if e.asn is not None and e.as_org},
-        "city": {e.city[:ITEM_MAX]: e.country for e in events if e.city and e.country},
+        "country": {c: name for c, name in zip(country, v[_COL["country_name"]], strict=True)
+                    if c and name},
+        "asn": {str(a): org for a, org in zip(asn, v[_COL["as_org"]], strict=True)
+                if a is not None and org},
+        "city": {place[:ITEM_MAX]: c for place, c in zip(city, country, strict=True)
+                 if place and c},
     }
 
 
-def _groups(buckets: list[int], services: list[str]) -> dict[tuple[int, str], list[int] | None]:
+def _groups(buckets: list[int], services: Sequence[str]) -> dict[tuple[int, str], list[int] | None]:
     """Positions of the events of each (bucket, service); ``None`` stands for all of them
     (the usual batch: one service, one bucket)."""
     if len(set(buckets)) == 1 and len(set(services)) == 1:
@@ -146,7 +159,7 @@ def _groups(buckets: list[int], services: list[str]) -> dict[tuple[int, str], li
     return groups
 
 
-def aggregate(events: Sequence[Event]) -> Rows:
+def aggregate(events: Sequence[Event], table: Columns | None = None) -> Rows:
     """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label].
 
     Events are grouped by (bucket, service) first, then each dimension's values are
@@ -154,11 +167,13 @@ def aggregate(events: Sequence[Event]) -> Rows:
     event), which keeps the cost per event small."""
     if not events:
         return {}
-    seconds = [(e.ts - _EPOCH) // _ONE_S for e in events]
+    if table is None:
+        table = event_columns(events)
+    seconds = [us // 1_000_000 for us in table.values[_COL["ts"]]]
     minutes = [t - t % MINUTE for t in seconds]
     hours = [t - t % HOUR for t in seconds]
-    columns = _raw_columns(events)
-    labels = _labels(events)
+    columns = _raw_columns(events, table)
+    labels = _labels(table)
     services = columns["service"]
     by_first = {MINUTE: _groups(minutes, services), HOUR: _groups(hours, services)}
     out: dict[tuple[int, str, int, str, str], list[Any]] = {}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -45,17 +44,18 @@ class PreparedHook(Generic[P]):
     """A write hook in two steps, so that most of its work can be done ahead, without a
     connection, while an earlier batch is being written.
 
-    ``prepare(events)`` computes what the hook will write for these events (pure: no
-    connection, no shared state); ``merge(parts)`` combines the results of several
+    ``prepare(events, columns)`` computes what the hook will write for these events (given
+    also as the table's columns, see :class:`Columns`; pure: no connection, no shared
+    state); ``merge(parts)`` combines the results of several
     batches written in one transaction; ``apply(conn, data, now_us)`` writes it, inside
     the transaction. Called as a plain :data:`WriteHook`, it does the three at once."""
 
-    prepare: Callable[[Sequence[Event]], P]
+    prepare: Callable[[Sequence[Event], Columns], P]
     merge: Callable[[Sequence[P]], P]
     apply: Callable[[Connection, P, int], None]
 
     def __call__(self, conn: Connection, events: Sequence[Event], now_us: int) -> None:
-        self.apply(conn, self.prepare(events), now_us)
+        self.apply(conn, self.prepare(events, event_columns(events)), now_us)
 
 
 #: Hooks run for every written batch, in order.
@@ -161,10 +161,11 @@ def prepare(events: Sequence[Event]) -> Prepared:
         for event in events:
             unique.setdefault(event.id, event)
         batch = list(unique.values())
-    prepared = Prepared(batch, len(events), event_columns(batch))
+    columns = event_columns(batch)
+    prepared = Prepared(batch, len(events), columns)
     for hook in WRITE_HOOKS:
         if isinstance(hook, PreparedHook):
-            prepared.hooks[id(hook)] = hook.prepare(batch)
+            prepared.hooks[id(hook)] = hook.prepare(batch, columns)
     return prepared
 
 
@@ -444,7 +445,7 @@ IpCounts = dict[str, list[Any]]
 """ip -> [first, last, events, failures, successes, the newest event with a place]."""
 
 
-def _count_ips(events: Sequence[Event]) -> IpCounts:
+def _count_ips(events: Sequence[Event], _columns: Columns | None = None) -> IpCounts:
     agg: IpCounts = {}
     failure, success = FAILURE_ACTIONS, SUCCESS_ACTIONS
     for e in events:
@@ -625,5 +626,5 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
 
 WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
 
-__all__ = ["WRITE_HOOKS", "Columns", "Prepared", "PreparedHook", "WriteHook", "WriteResult", "event_columns",
-           "event_row", "from_us", "prepare", "write", "write_prepared"]
+__all__ = ["WRITE_HOOKS", "Columns", "Prepared", "PreparedHook", "WriteHook", "WriteResult",
+           "event_columns", "event_row", "from_us", "prepare", "write", "write_prepared"]
