@@ -296,6 +296,25 @@ def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
 _PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
 
 
+def _pg_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL type of an ``events`` column, for binary COPY."""
+    kind = column.type
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    if isinstance(kind, sa.LargeBinary):
+        return "bytea"
+    return "text"  # VARCHAR and TEXT share their binary form
+
+
+#: Binary COPY: half the client's work of text COPY, and less of the server's.
+_PG_TYPES = [_pg_type(c) for c in schema.events.columns]
+_PG_COPY = f"COPY {{table}} ({_PG_COLS}) FROM STDIN (FORMAT BINARY)"
+
+
 def _insert_postgresql(conn: Connection, parts: Sequence[Columns]) -> set[str] | None:
     """``COPY`` straight into the table, in a savepoint: a batch with no stored ids (the
     usual case) costs what COPY costs, and ``None`` says that all were new. When some id is
@@ -309,7 +328,8 @@ def _insert_postgresql(conn: Connection, parts: Sequence[Columns]) -> set[str] |
     with raw.cursor() as cur:  # type: ignore[attr-defined]
         cur.execute("SAVEPOINT portolan_copy")
         try:
-            with cur.copy(f"COPY events ({_PG_COLS}) FROM STDIN") as copy:
+            with cur.copy(_PG_COPY.format(table="events")) as copy:
+                copy.set_types(_PG_TYPES)
                 for part in parts:
                     for row in part.rows():
                         copy.write_row(row)
@@ -322,7 +342,8 @@ def _insert_postgresql(conn: Connection, parts: Sequence[Columns]) -> set[str] |
             "CREATE TEMP TABLE IF NOT EXISTS portolan_incoming "
             "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        with cur.copy(f"COPY portolan_incoming ({_PG_COLS}) FROM STDIN") as copy:
+        with cur.copy(_PG_COPY.format(table="portolan_incoming")) as copy:
+            copy.set_types(_PG_TYPES)
             for part in parts:
                 for row in part.rows():
                     copy.write_row(row)
