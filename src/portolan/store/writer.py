@@ -478,14 +478,7 @@ def _count_ips(events: Sequence[Event], _columns: Columns | None = None) -> IpCo
         if row is None:
             row = agg[ip] = [ts, ts, 0, 0, 0, e]
         else:
-            if ts < row[0]:
-                row[0] = ts
-            if ts >= row[1]:
-                row[1] = ts
-                if e.country:
-                    row[5] = e
-            elif e.country and not row[5].country:
-                row[5] = e
+            _widen(row, ts, ts, e)
         row[2] += 1
         action = e.action
         if action in failure:
@@ -493,6 +486,19 @@ def _count_ips(events: Sequence[Event], _columns: Columns | None = None) -> IpCo
         elif action in success:
             row[4] += 1
     return agg
+
+
+def _widen(row: list[Any], first: Any, last: Any, e: Event) -> None:
+    """Stretches an address's first and last seen over [first, last], ``e`` being the event
+    at ``last``: the place kept is the newest one known."""
+    if first < row[0]:
+        row[0] = first
+    if last >= row[1]:
+        row[1] = last
+        if e.country:
+            row[5] = e
+    elif e.country and not row[5].country:
+        row[5] = e
 
 
 def _merge_ips(parts: Sequence[IpCounts]) -> IpCounts:
@@ -504,14 +510,7 @@ def _merge_ips(parts: Sequence[IpCounts]) -> IpCounts:
             if row is None:
                 out[ip] = [first, last, n, failures, successes, e]
                 continue
-            if first < row[0]:
-                row[0] = first
-            if last >= row[1]:
-                row[1] = last
-                if e.country:
-                    row[5] = e
-            elif e.country and not row[5].country:
-                row[5] = e
+            _widen(row, first, last, e)
             row[2] += n
             row[3] += failures
             row[4] += successes
