@@ -289,7 +289,7 @@ class SshdParser:
                 rm = _REPEATED.match(msg)
                 if rm is None:
                     return None
-                count, msg = min(int(rm[1]), 10000), rm[2]
+                count, msg = max(1, min(int(rm[1]), 10000)), rm[2]  # "0 times": once
             if msg.startswith(("error: ", "fatal: ")):
                 msg = msg[7:]
             text, pos = msg, 0
