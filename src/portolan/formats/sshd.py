@@ -245,16 +245,12 @@ class SshdParser:
 
     def parse(self, line: str) -> list[Event] | None:
         out: list[Event] = []
-        return None if self._line(line, out) is None else out
+        return None if self.count(line, out) is None else out
 
-    def count(self, line: str) -> int | None:
-        """How many events :meth:`parse` would answer (None for None), without making them;
-        the parser's state changes as with :meth:`parse`."""
-        return self._line(line, None)
-
-    def _line(self, line: str, out: list[Event] | None) -> int | None:
-        """The events of a line added to ``out`` (only counted when it is None): how many,
-        or None for a line not recognised."""
+    def count(self, line: str, out: list[Event] | None = None) -> int | None:
+        """How many events :meth:`parse` would answer (None for None), without making them
+        unless ``out`` is given (they are added to it); the parser's state changes as with
+        :meth:`parse`."""
         # The message is text[pos:]: a slice of the line is made only where it must change.
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
