@@ -193,9 +193,11 @@ assert not any(key[0] == "[" or key in ("kern", "mess", "erro", "fata") for key 
 _NOISE = NOISE.match
 #: The common headers (``Nov 23 21:50:37 host prog[123]: message``, and the same without
 #: the host), read as :func:`portolan.formats.header.split` reads them: the timestamp, host
-#: (None when absent), program and pid; the message is the rest of the line.
+#: (None when absent), program and pid; the message is the rest of the line, and its first
+#: four characters (the key of :data:`_BY_START`) are read without a slice of the line.
 _FAST = re.compile(
     r"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d) (?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: "
+    r"(?=(.{0,4}))", re.DOTALL
 ).match
 _STAMP = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)").match
 _IP_MAX = 64
@@ -254,13 +256,14 @@ class SshdParser:
         # The message is text[pos:]: a slice of the line is made only where it must change.
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
-            stamp, host, program, pid = fast.groups("")
+            stamp, host, program, pid, start = fast.groups("")
             if program not in PROGRAMS:
                 return 0
             text, pos = line, fast.end()
             ts = self._stamps.get(stamp)
             if ts is None:
                 ts = self._stamp(stamp) or self.ctx.now()
+            candidates = _BY_START.get(start)
         else:
             head = split(line, self.clock, self.tz or dt.UTC)
             if head is None:
@@ -270,8 +273,8 @@ class SshdParser:
             ts = head.ts or self.ctx.now()
             text, host, pid = head.message, head.host, head.pid
             pos = 0
+            candidates = _BY_START.get(text[:4])
         count = 1
-        candidates = _BY_START.get(text[pos:pos + 4])
         if candidates is None and text.startswith(("error: ", "fatal: "), pos):
             pos += 7  # the common prefixes, taken off without a new string
             candidates = _BY_START.get(text[pos:pos + 4])
