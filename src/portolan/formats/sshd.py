@@ -476,17 +476,20 @@ class SshdParser:
         """PAM failures that waited :data:`PAM_WAIT` (of log time) for a ``Failed`` line
         that never came, and those of forgotten processes."""
         out, self._held = self._held, []  # a new list each time: never the held one itself
-        if self._waiting:
+        due = _NEVER
+        waiting = self._waiting
+        if waiting:
             limit = ts - PAM_WAIT
-            for key, conn in list(self._waiting.items()):
+            for key, conn in list(waiting.items()):
                 pam = conn.pam
-                if pam is None or pam.ts < limit:
-                    if pam is not None:
-                        out.append(pam)
-                    conn.pam = None
-                    del self._waiting[key]
-        self._due = min((_plus_wait(c.pam.ts) for c in self._waiting.values()
-                         if c.pam is not None), default=_NEVER)
+                if pam is not None and pam.ts >= limit:  # still waits
+                    due = min(due, _plus_wait(pam.ts))
+                    continue
+                if pam is not None:
+                    out.append(pam)
+                conn.pam = None
+                del waiting[key]
+        self._due = due
         return out
 
     def finish(self) -> list[Event]:
