@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from portolan.event import Event, make_id
 from portolan.formats import sshd
@@ -298,3 +299,30 @@ def test_session_ids() -> None:
     assert events is not None
     start = dt.datetime(2026, 11, 23, 10, 0, 1, tzinfo=dt.UTC)
     assert events[0].session == make_id("ssh", "s1", "h\x1f7", start.isoformat())
+
+
+def test_headers_read_as_the_syslog_header_reader_reads_them() -> None:
+    """The parser reads the common headers itself: it must find in them what
+    portolan.formats.header.split finds (time, host and pid, and so the session)."""
+    heads = [
+        "Nov 23 10:00:01 h sshd[7]:", "Nov  3 10:00:01 h sshd[7]:", "Nov 23 10:00:01 sshd[7]:",
+        "2026-11-23T10:00:01.123456+02:00 h sshd[7]:", "2026-11-23T10:00:01Z h sshd[7]:",
+        "2026-11-23 10:00:01+0200 h sshd[7]:", "2026-11-23T10:00:01 h sshd[7]:",
+        "2026-11-23T10:00:01.5-05:00 sshd[7]:", "2026-02-30T10:00:01Z h sshd[7]:",
+        "Feb 30 10:00:01 h sshd[7]:", "Nov 23 10:00:01.250 h sshd[7]:",
+        "2026-11-23T10:00:01Z h sshd[7]", "2026-11-23T10:00:01Z h [sshd]:",
+    ]
+    for timezone in ("UTC", "Europe/Paris"):
+        tz = ZoneInfo(timezone)
+        clock = SyslogClock(lambda: NOW, tz)
+        for head in heads:
+            line = f"{head} Accepted password for u from 192.0.2.1 port 22 ssh2"
+            parser = sshd.SshdParser(ParseContext(sensor="s", now=lambda: NOW,
+                                                  options={"timezone": timezone}))
+            events = parser.parse(line)
+            header = split(line, clock, tz)
+            assert header is not None and events is not None, line
+            assert [e.ts for e in events] == [header.ts or NOW], line
+            start = header.ts or NOW
+            session = make_id("ssh", "s", f"{header.host}\x1f{header.pid}", start.isoformat())
+            assert [e.session for e in events] == [session if header.pid else None], line

@@ -44,7 +44,7 @@ import msgspec
 
 from portolan.event import TEXT_MAX, Event, clip
 from portolan.formats.base import FORMATS, FormatSpec, ParseContext
-from portolan.formats.header import SyslogClock, split
+from portolan.formats.header import SyslogClock, parse_iso, split
 
 PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)"})
 #: sshd processes whose connection state is remembered (oldest forgotten first).
@@ -191,13 +191,15 @@ for _name, _text, _action in PATTERNS:
 # A message that starts like a pattern carries none of the prefixes of _WRAPPED.
 assert not any(key[0] == "[" or key in ("kern", "mess", "erro", "fata") for key in _BY_START)
 _NOISE = NOISE.match
-#: The common headers (``Nov 23 21:50:37 host prog[123]: message``, and the same without
-#: the host), read as :func:`portolan.formats.header.split` reads them: the timestamp, host
+#: The common headers (``Nov 23 21:50:37 host prog[123]: message``, the same with an ISO
+#: time as rsyslog writes it, and both without the host), read as
+#: :func:`portolan.formats.header.split` reads them: the syslog or the ISO timestamp, host
 #: (None when absent), program and pid; the message is the rest of the line, and its first
 #: four characters (the key of :data:`_BY_START`) are read without a slice of the line.
 _FAST = re.compile(
-    r"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d) (?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: "
-    r"(?=(.{0,4}))", re.DOTALL
+    r"(?:([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d)|"
+    r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)) "
+    r"(?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: (?=(.{0,4}))", re.DOTALL
 ).match
 _STAMP = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)").match
 _IP_MAX = 64
@@ -256,13 +258,14 @@ class SshdParser:
         # The message is text[pos:]: a slice of the line is made only where it must change.
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
-            stamp, host, program, pid, start = fast.groups("")
+            stamp, iso, host, program, pid, start = fast.groups("")
             if program not in PROGRAMS:
                 return 0
             text, pos = line, fast.end()
-            ts = self._stamps.get(stamp)
+            ts = self._stamps.get(stamp) if stamp else None
             if ts is None:
-                ts = self._stamp(stamp) or self.ctx.now()
+                ts = ((self._stamp(stamp) if stamp else parse_iso(iso, self.tz or dt.UTC))
+                      or self.ctx.now())
             candidates = _BY_START.get(start)
         else:
             head = split(line, self.clock, self.tz or dt.UTC)
