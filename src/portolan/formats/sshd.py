@@ -188,6 +188,8 @@ for _name, _text, _action in PATTERNS:
     assert _start is not None and len(_start[0]) >= 4, _name
     _key = _start[0][:4]
     _BY_START[_key] = (*_BY_START.get(_key, ()), _compile(_name, _text, _action))
+# A PAM failure, made before its attrs would be (SshdParser._events), has no reason.
+assert not any(action == "pam" and "<reason>" in text for _, text, action in PATTERNS)
 # A message that starts like a pattern carries none of the prefixes of _WRAPPED.
 assert not any(key[0] == "[" or key in ("kern", "mess", "erro", "fata") for key in _BY_START)
 _NOISE = NOISE.match
@@ -298,7 +300,7 @@ class SshdParser:
             candidates = _BY_START.get(msg[:4])
         # Released events go last: a line's own events keep their index (and so their id)
         # whether or not a PAM failure happened to be waiting.
-        released = self._release(ts) if ts > self._due else None
+        released = self._release(ts) if ts >= self._due else None
         if candidates is not None:
             for pattern in candidates:
                 m = pattern.match(text, pos)
@@ -374,7 +376,7 @@ class SshdParser:
             return _alone(held, out)  # the client asking which methods exist
         attrs: dict[str, Any]
         if action == "pam":
-            attrs = {"method": "pam"}  # (no PAM pattern has a reason)
+            attrs = {"method": "pam"}  # (no PAM pattern has a reason: see _BY_START)
             event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
             if conn is None:
                 if out is not None:
