@@ -161,7 +161,7 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
     parser = sctx.parser(spec.name, path.name) if spec.make_parser is not None else None
     with _reading_gc():
         if not as_json and isinstance(parser, CountingParser):
-            count_events(path, parser, stats)  # the summary needs no event made
+            count_file(path, parser, stats)  # the summary needs no event made
         else:
             # the summary counts events: only the JSON lines show their ids
             for batch in _batches(rt, spec, path, stats, parser, ids=as_json):
@@ -206,12 +206,12 @@ def _reading_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def count_events(path: Path, parser: CountingParser, stats: LineStats) -> None:
+def count_file(path: Path, parser: CountingParser, stats: LineStats) -> None:
     """The figures of :func:`~portolan.sources.lines.read_events` (without ids) for a
     parser that counts: the same lines, cut and decoded the same way, and the same counts,
     without events. The lines of a chunk are decoded together: UTF-8 never continues a
     character across a newline, so the text is that of each line decoded alone."""
-    count = parser.count
+    count = parser.count_events
     read = matched = ignored = found = 0
     try:
         with open_binary(path) as f:

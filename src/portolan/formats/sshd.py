@@ -251,9 +251,9 @@ class SshdParser:
 
     def parse(self, line: str) -> list[Event] | None:
         out: list[Event] = []
-        return None if self.count(line, out) is None else out
+        return None if self.count_events(line, out) is None else out
 
-    def count(self, line: str, out: list[Event] | None = None) -> int | None:
+    def count_events(self, line: str, out: list[Event] | None = None) -> int | None:
         """How many events :meth:`parse` would answer (None for None), without making them
         unless ``out`` is given (they are added to it); the parser's state changes as with
         :meth:`parse`."""
