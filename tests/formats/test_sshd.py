@@ -262,6 +262,11 @@ def stateful_lines() -> list[str]:
             f"{t} h sshd[{pid}]: something sshd never says",
             "",
         ]
+    # PAM failures of new processes in the same second, till the oldest are forgotten
+    for pid in range(100_000, 100_000 + sshd.MAX_PROCESSES + 10):
+        out.append(f"Nov 23 11:00:00 h sshd[{pid}]: pam_unix(sshd:auth): authentication "
+                   "failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.77")
+    out.append("Nov 23 11:00:00 h sshd[1]: Server listening on 0.0.0.0 port 22.")
     return out
 
 
@@ -289,6 +294,8 @@ def test_counting_gives_the_number_of_events_that_parsing_gives(shared_data: Pat
     assert actions["auth_failure"] and actions["probe"] and actions["disconnect"]
     assert sum(e.attrs.get("method") == "pam" for e in events) > 100
     assert any(e.duration is not None for e in events)
+    # (before the end of the input, only forgetting their process lets these go)
+    assert sum(e.src_ip == "198.51.100.77" for e in events) == 10
 
 
 def test_session_ids() -> None:
