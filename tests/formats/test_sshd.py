@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from portolan.event import Event
+from portolan.event import Event, make_id
 from portolan.formats import sshd
 from portolan.formats.base import ParseContext
 from portolan.formats.header import SyslogClock, split
@@ -228,3 +229,108 @@ def test_a_pam_failure_that_times_out_is_reported_once() -> None:
     pam = [e for e in events if e.attrs.get("method") == "pam"]
     assert len(pam) == 1
     assert len({id(e) for e in events}) == len(events)
+
+
+def stateful_lines() -> list[str]:
+    """Lines whose events depend on what came before: PAM failures folded, released by
+    time and by forgetting their process, repeats, probes that close a session, a reused
+    pid, headers the fast path does not take, prefixes, and lines of other programs."""
+    out = []
+    for i in range(sshd.MAX_PROCESSES + 300):
+        pid = i % 50 if i % 3 else 1000 + i  # a few processes again and again, and new ones
+        t = f"Nov 23 10:{i // 600 % 60:02d}:{i // 10 % 60:02d}"
+        ip = f"203.0.113.{i % 7}"
+        out += [
+            f"{t} h sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 "
+            f"euid=0 tty=ssh ruser= rhost={ip}  user=root",
+            f"{t} h sshd[{pid}]: Failed password for root from {ip} port {i} ssh2"
+            if i % 4 == 0 else f"{t} h sshd[{pid}]: Connection from {ip} port {i} on "
+                               "10.0.0.1 port 22",
+            f"{t} h sshd[{pid}]: message repeated {i % 4} times: [ Failed password for root "
+            f"from {ip} port {i} ssh2]",
+            f"{t} h sshd[{pid}]: Accepted password for u from {ip} port {i} ssh2"
+            if i % 5 == 0 else f"{t} h cron[{pid}]: (root) CMD (true)",
+            f"{t} h sshd[{pid}]: error: kex_exchange_identification: Connection closed by "
+            "remote host",
+            f"{t} h sshd[{pid}]: fatal: Timeout before authentication for {ip} port {i}",
+            f"{t} h sshd[{pid}]: Connection closed by {ip} port {i} [preauth]",
+            f"{t} [sshd]: User root from {ip} not allowed because not listed in AllowUsers",
+            f"2026-11-23T10:00:{i % 60:02d}.5+00:00 h sshd[{pid}]: Invalid user x from {ip}",
+            f"{t} h sshd[{pid}]: [ID 800047 auth.info] Failed keyboard-interactive for u from "
+            f"{ip} port {i} ssh2",
+            f"{t} h sshd[{pid}]: Server listening on 0.0.0.0 port 22.",
+            f"{t} h sshd[{pid}]: something sshd never says",
+            "",
+        ]
+    # PAM failures of new processes in the same second, till the oldest are forgotten
+    for pid in range(100_000, 100_000 + sshd.MAX_PROCESSES + 10):
+        out.append(f"Nov 23 11:00:00 h sshd[{pid}]: pam_unix(sshd:auth): authentication "
+                   "failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.77")
+    out.append("Nov 23 11:00:00 h sshd[1]: Server listening on 0.0.0.0 port 22.")
+    return out
+
+
+def test_counting_gives_the_number_of_events_that_parsing_gives(shared_data: Path) -> None:
+    """count_events(line) is len(parse(line)) line after line, state and all: the figures of
+    `portolan parse` without --json are those of the events."""
+    files = [SAMPLE_FILE, shared_data / "ssh" / "fail2ban_sshd.log",
+             shared_data / "ssh" / "fail2ban_sshd-journal.log"]
+    inputs = [f.read_text(encoding="utf-8", errors="replace").splitlines() for f in files]
+    for lines in [*inputs, stateful_lines()]:
+        parsing = sshd.SshdParser(ParseContext(sensor="t", now=lambda: NOW))
+        counting = sshd.SshdParser(ParseContext(sensor="t", now=lambda: NOW))
+        kinds: collections.Counter[str] = collections.Counter()
+        for line in lines:
+            events = parsing.parse(line)
+            counted = counting.count_events(line)
+            assert counted == (None if events is None else len(events)), line
+            kinds["none" if events is None else str(min(len(events), 3))] += 1
+        assert len(counting.finish()) == len(parsing.finish())
+        assert kinds["none"] and kinds["0"] and kinds["1"]
+    # the generated lines reach the paths that carry state
+    parser = sshd.SshdParser(ParseContext(sensor="t", now=lambda: NOW))
+    events = [e for line in stateful_lines() for e in parser.parse(line) or []]
+    actions = collections.Counter(e.action for e in events)
+    assert actions["auth_failure"] and actions["probe"] and actions["disconnect"]
+    assert sum(e.attrs.get("method") == "pam" for e in events) > 100
+    assert any(e.duration is not None for e in events)
+    # (before the end of the input, only forgetting their process lets these go)
+    assert sum(e.src_ip == "198.51.100.77" for e in events) == 10
+
+
+def test_session_ids() -> None:
+    """A session's id is make_id("ssh", sensor, host and pid, start)."""
+    parser = sshd.SshdParser(ParseContext(sensor="s1", now=lambda: NOW,
+                                          options={"timezone": "UTC"}))
+    events = parser.parse(
+        "Nov 23 10:00:01 h sshd[7]: Accepted publickey for alice from 203.0.113.9 port 5 ssh2")
+    assert events is not None
+    start = dt.datetime(2026, 11, 23, 10, 0, 1, tzinfo=dt.UTC)
+    assert events[0].session == make_id("ssh", "s1", "h\x1f7", start.isoformat())
+
+
+def test_headers_read_as_the_syslog_header_reader_reads_them() -> None:
+    """The parser reads the common headers itself: it must find in them what
+    portolan.formats.header.split finds (time, host and pid, and so the session)."""
+    heads = [
+        "Nov 23 10:00:01 h sshd[7]:", "Nov  3 10:00:01 h sshd[7]:", "Nov 23 10:00:01 sshd[7]:",
+        "2026-11-23T10:00:01.123456+02:00 h sshd[7]:", "2026-11-23T10:00:01Z h sshd[7]:",
+        "2026-11-23 10:00:01+0200 h sshd[7]:", "2026-11-23T10:00:01 h sshd[7]:",
+        "2026-11-23T10:00:01.5-05:00 sshd[7]:", "2026-02-30T10:00:01Z h sshd[7]:",
+        "Feb 30 10:00:01 h sshd[7]:", "Nov 23 10:00:01.250 h sshd[7]:",
+        "2026-11-23T10:00:01Z h sshd[7]", "2026-11-23T10:00:01Z h [sshd]:",
+    ]
+    for timezone in ("UTC", "Europe/Paris"):
+        tz = ZoneInfo(timezone)
+        clock = SyslogClock(lambda: NOW, tz)
+        for head in heads:
+            line = f"{head} Accepted password for u from 192.0.2.1 port 22 ssh2"
+            parser = sshd.SshdParser(ParseContext(sensor="s", now=lambda: NOW,
+                                                  options={"timezone": timezone}))
+            events = parser.parse(line)
+            header = split(line, clock, tz)
+            assert header is not None and events is not None, line
+            assert [e.ts for e in events] == [header.ts or NOW], line
+            start = header.ts or NOW
+            session = make_id("ssh", "s", f"{header.host}\x1f{header.pid}", start.isoformat())
+            assert [e.session for e in events] == [session if header.pid else None], line

@@ -11,6 +11,9 @@ no I/O and read no clock: the time "now", when a format needs it, comes from
 :attr:`ParseContext.now`. Event ids are set by whoever knows the position of the line
 (see :mod:`portolan.sources.lines`); a parser leaves ``id`` empty unless its input carries one.
 
+A parser may also offer ``count_events`` (:class:`CountingParser`): the number of events
+of a line, without making them.
+
 Formats that are not line-based (pcap files) provide ``read_file`` instead: it yields
 batches of events with their ids already set.
 """
@@ -22,7 +25,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from portolan.event import Event
 from portolan.plugins import Registry
@@ -55,6 +58,17 @@ class Parser(Protocol):
 
     def finish(self) -> list[Event]:
         """End of input (file read to its end, program exited): events still pending."""
+        ...
+
+
+@runtime_checkable
+class CountingParser(Parser, Protocol):
+    """A parser that can also count a line's events without making them: what a summary
+    of a file needs (``portolan parse`` without ``--json``)."""
+
+    def count_events(self, line: str) -> int | None:
+        """``len(parse(line))``, or None where :meth:`parse` answers None; the parser's
+        state changes as with :meth:`parse` (the events :meth:`finish` answers included)."""
         ...
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import operator
 import re
 from collections.abc import Callable
@@ -41,9 +42,9 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from portolan.event import TEXT_MAX, Event, clip, make_id
+from portolan.event import TEXT_MAX, Event, clip
 from portolan.formats.base import FORMATS, FormatSpec, ParseContext
-from portolan.formats.header import SyslogClock, split
+from portolan.formats.header import SyslogClock, parse_iso, split
 
 PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth", "sshd(pam_unix)"})
 #: sshd processes whose connection state is remembered (oldest forgotten first).
@@ -51,6 +52,7 @@ MAX_PROCESSES = 4096
 #: A PAM failure waits this long for the ``Failed`` line that repeats it.
 PAM_WAIT = dt.timedelta(seconds=10)
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+_EVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 # A host as sshd writes it: IPv4, IPv6, ::ffff:, a name. What follows a host in every
 # pattern starts with a space, a colon or the end, so a host ends before one of them: the
@@ -147,8 +149,13 @@ class _Pattern(NamedTuple):
     groups of a match; None for those the pattern does not have."""
     preauth: bool
     """The ``reason`` group holds a final `` [preauth]`` to take off (see :func:`_compile`)."""
+    ends: bool
+    """The message ends its connection: a close, or a probe that ends it."""
 
 
+#: The probes that end their connection.
+_CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "negotiate",
+                             "negotiate_kex", "no_matching", "kex", "dispatch"})
 #: A reason that runs to the end of the message, but for a final ``[preauth]``.
 _REASON_TAIL = r"(?P<reason>.*?)(?: \[preauth\])?$"
 
@@ -168,7 +175,8 @@ def _compile(name: str, text: str, action: str | None) -> _Pattern:
     never = pattern.groups - 1
     where = [index[field] - 1 if field in index else never
              for field in ("ip", "port", "user" if "user" in index else "guser", "reason")]
-    return _Pattern(name, pattern.match, action, operator.itemgetter(*where), preauth)
+    return _Pattern(name, pattern.match, action, operator.itemgetter(*where), preauth,
+                    action == "close" or name in _CLOSING_PROBES)
 
 
 #: The patterns by the first four characters of the message they can match (each starts
@@ -180,18 +188,22 @@ for _name, _text, _action in PATTERNS:
     assert _start is not None and len(_start[0]) >= 4, _name
     _key = _start[0][:4]
     _BY_START[_key] = (*_BY_START.get(_key, ()), _compile(_name, _text, _action))
+# A PAM failure, made before its attrs would be (SshdParser._events), has no reason.
+assert not any(action == "pam" and "<reason>" in text for _, text, action in PATTERNS)
 # A message that starts like a pattern carries none of the prefixes of _WRAPPED.
 assert not any(key[0] == "[" or key in ("kern", "mess", "erro", "fata") for key in _BY_START)
 _NOISE = NOISE.match
-#: The common headers (``Nov 23 21:50:37 host prog[123]: message``, and the same without
-#: the host), read as :func:`portolan.formats.header.split` reads them: the timestamp, host
-#: (None when absent), program and pid; the message is the rest of the line.
+#: The common headers (``Nov 23 21:50:37 host prog[123]: message``, the same with an ISO
+#: time as rsyslog writes it, and both without the host), read as
+#: :func:`portolan.formats.header.split` reads them: the syslog or the ISO timestamp, host
+#: (None when absent), program and pid; the message is the rest of the line, and its first
+#: four characters (the key of :data:`_BY_START`) are read without a slice of the line.
 _FAST = re.compile(
-    r"([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d) (?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: "
+    r"(?:([A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d)|"
+    r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)) "
+    r"(?:([^\s\[\]:]+) )?([^\s\[\]:]+)\[(\d+)\]: (?=(.{0,4}))", re.DOTALL
 ).match
 _STAMP = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)").match
-_CLOSING_PROBES = frozenset({"timeout", "no_ident", "bad_version", "banner", "negotiate",
-                             "negotiate_kex", "no_matching", "kex", "dispatch"})
 _IP_MAX = 64
 
 
@@ -228,37 +240,50 @@ class SshdParser:
         self._waiting: dict[str, _Conn] = {}
         """Processes with a PAM failure waiting for its ``Failed`` line."""
         self._due = _NEVER
-        """No waiting PAM failure is released before this time (it may be earlier than the
-        first that is: a failure that stops waiting leaves it as it was)."""
+        """No PAM failure is released before this time (it may be earlier than the first
+        that is: a failure that stops waiting leaves it as it was); :data:`_EVER` while
+        failures of forgotten processes are held: one test per line says whether to look."""
         self._stamps: dict[str, dt.datetime] = {}
         self._proto = Event(ts=dt.datetime.fromtimestamp(0, dt.UTC), sensor=ctx.sensor,
                             source=ctx.source, service="ssh", proto="tcp")
+        self._session_base = hashlib.blake2b(
+            f"ssh\x1f{ctx.sensor}\x1f".encode("utf-8", "surrogatepass"), digest_size=16)
 
     def parse(self, line: str) -> list[Event] | None:
+        out: list[Event] = []
+        return None if self.count_events(line, out) is None else out
+
+    def count_events(self, line: str, out: list[Event] | None = None) -> int | None:
+        """How many events :meth:`parse` would answer (None for None), without making them
+        unless ``out`` is given (they are added to it); the parser's state changes as with
+        :meth:`parse`."""
         # The message is text[pos:]: a slice of the line is made only where it must change.
         fast = _FAST(line)
         if fast is not None:  # the common form, without building a Header
-            stamp, host, program, pid = fast.groups()
+            stamp, iso, host, program, pid, start = fast.groups("")
             if program not in PROGRAMS:
-                return []
-            if host is None:
-                host = ""
+                return 0
             text, pos = line, fast.end()
-            ts = self._stamps.get(stamp)
+            ts = self._stamps.get(stamp) if stamp else None
             if ts is None:
-                ts = self._stamp(stamp) or self.ctx.now()
+                ts = ((self._stamp(stamp) if stamp else parse_iso(iso, self.tz or dt.UTC))
+                      or self.ctx.now())
+            candidates = _BY_START.get(start)
         else:
             head = split(line, self.clock, self.tz or dt.UTC)
             if head is None:
                 return None
             if head.program not in PROGRAMS:
-                return [] if head.program else None
+                return 0 if head.program else None
             ts = head.ts or self.ctx.now()
             text, host, pid = head.message, head.host, head.pid
             pos = 0
+            candidates = _BY_START.get(text[:4])
         count = 1
-        candidates = _BY_START.get(text[pos:pos + 4])
-        if candidates is None and text[pos:pos + 1] in _WRAPPED:
+        if candidates is None and text.startswith(("error: ", "fatal: "), pos):
+            pos += 7  # the common prefixes, taken off without a new string
+            candidates = _BY_START.get(text[pos:pos + 4])
+        elif candidates is None and text[pos:pos + 1] in _WRAPPED:
             msg = text[pos:]
             if msg.startswith("["):
                 msg = _SOLARIS.sub("", msg, count=1)
@@ -268,24 +293,31 @@ class SshdParser:
                 rm = _REPEATED.match(msg)
                 if rm is None:
                     return None
-                count, msg = min(int(rm[1]), 10000), rm[2]
+                count, msg = max(1, min(int(rm[1]), 10000)), rm[2]  # "0 times": once
             if msg.startswith(("error: ", "fatal: ")):
                 msg = msg[7:]
             text, pos = msg, 0
             candidates = _BY_START.get(msg[:4])
-        released = (self._release(ts) if self._held or (self._waiting and ts > self._due)
-                    else None)
+        # Released events go last: a line's own events keep their index (and so their id)
+        # whether or not a PAM failure happened to be waiting.
+        released = self._release(ts) if ts >= self._due else None
         if candidates is not None:
             for pattern in candidates:
                 m = pattern.match(text, pos)
                 if m is not None:
-                    events = self._events(pattern, m, ts, host, pid, count)
-                    # Released events go last: a line's own events keep their index (and
-                    # so their id) whether or not a PAM failure happened to be waiting.
-                    return events + released if released else events
-        if _NOISE(text, pos):
-            return released if released is not None else []
-        return released or None
+                    found = self._events(pattern, m, ts, host, pid, count, out)
+                    if not released:
+                        return found
+                    if out is not None:
+                        out += released
+                    return found + len(released)
+        if _NOISE(text, pos) is None and not released:
+            return None
+        if not released:
+            return 0
+        if out is not None:
+            out += released
+        return len(released)
 
     def _stamp(self, stamp: str) -> dt.datetime | None:
         """The time of a syslog timestamp, remembered by its text (lines share seconds)."""
@@ -300,8 +332,10 @@ class SshdParser:
         return ts
 
     def _events(self, pattern: _Pattern, m: re.Match[str], ts: dt.datetime, host: str,
-                pid: str, count: int) -> list[Event]:
-        name, _, action, fields, preauth = pattern
+                pid: str, count: int, out: list[Event] | None) -> int:
+        """The events of a message that ``pattern`` matched, added to ``out`` (only counted
+        when it is None): how many."""
+        name, _, action, fields, preauth, ends = pattern
         ip, port_text, user, reason = fields(m.groups())
         port = None
         if port_text and len(port_text) <= 5:
@@ -326,23 +360,45 @@ class SshdParser:
                 self._waiting.pop(key, None)
             if ip is None:
                 if conn.closed:  # what a closed connection still says adds nothing
-                    return [] if held is None else [held]
+                    return _alone(held, out)
                 ip, port = conn.ip, conn.port
             elif conn.ip is None:
                 conn.ip, conn.port = ip, port
             if user and not conn.user:
                 conn.user = user
         if action is None or not ip:
-            return [] if held is None else [held]
+            return _alone(held, out)
         if action == "close":
             if conn is not None and conn.closed:
-                return [] if held is None else [held]
+                return _alone(held, out)
             action = "disconnect"
-        attrs: dict[str, Any] = {}
+        if (name == "failed" or name == "accepted") and m["method"] == "none":
+            return _alone(held, out)  # the client asking which methods exist
+        attrs: dict[str, Any]
+        if action == "pam":
+            attrs = {"method": "pam"}  # (no PAM pattern has a reason: see _BY_START)
+            event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
+            if conn is None:
+                if out is not None:
+                    out.append(event)
+                return 1 + _alone(held, out)
+            conn.pam = event
+            self._waiting[conn.key] = conn
+            if self._due is not _EVER:
+                self._due = min(self._due, _plus_wait(ts))
+            return _alone(held, out)
+        if conn is not None and (action == "connect" or action == "auth_success"):
+            conn.opened = True
+        if out is None:  # counted: the same number as below, no event made
+            found = count if held is None else count + 1
+            if conn is not None and ends:
+                if conn.opened and action == "probe":
+                    found += 1
+                conn.closed = True
+            return found
+        attrs = {}
         if name == "failed" or name == "accepted":
             method = m["method"]
-            if method == "none":  # the client asking which methods exist
-                return [] if held is None else [held]
             attrs["method"] = method[:-4] if method.endswith("/pam") else method
             if name == "failed":
                 attrs["valid_user"] = not m["invalid"]
@@ -351,25 +407,13 @@ class SshdParser:
                 reason = reason.removesuffix(" [preauth]")
             if reason:
                 attrs["reason"] = clip(reason, 200)
-        if action == "pam":
-            attrs["method"] = "pam"
-            event = self._event(ts, "auth_failure", ip, port, user, attrs, conn)
-            if conn is None:
-                return [event] if held is None else [event, held]
-            conn.pam = event
-            self._waiting[conn.key] = conn
-            self._due = min(self._due, _plus_wait(ts))
-            return [] if held is None else [held]
         if name == "root_refused":
             user, attrs["reason"] = "root", "root login refused"
         session = None
-        if conn is not None:
-            if action == "connect" or action == "auth_success":
-                conn.opened = True
-            if conn.opened:
-                session = conn.session
-                if session is None:
-                    session = conn.session = self._session(conn)
+        if conn is not None and conn.opened:
+            session = conn.session
+            if session is None:
+                session = conn.session = self._session(conn)
         event = msgspec.structs.replace(  # as in _event
             self._proto, ts=ts, action=action, src_ip=ip[:_IP_MAX], src_port=port,
             user=user if user is None or len(user) <= TEXT_MAX else clip(user),
@@ -381,11 +425,12 @@ class SshdParser:
                 event.dst_ip = dst_ip[:_IP_MAX]
             if dst_port and len(dst_port) <= 5:
                 event.dst_port = int(dst_port)
-        out = [event]
+        start = len(out)
+        out.append(event)
         if count > 1:
             for _ in range(count - 1):
                 out.append(msgspec.structs.replace(event, attrs=dict(attrs)))
-        if conn is not None and (action == "disconnect" or name in _CLOSING_PROBES):
+        if conn is not None and ends:
             if conn.opened:
                 if action == "probe":
                     out.append(self._event(ts, "disconnect", ip, port, conn.user,
@@ -394,7 +439,7 @@ class SshdParser:
             conn.closed = True
         if held is not None:
             out.append(held)
-        return out
+        return len(out) - start
 
     def _event(self, ts: dt.datetime, action: str, ip: str, port: int | None, user: str | None,
                attrs: dict[str, Any], conn: _Conn | None) -> Event:
@@ -412,8 +457,11 @@ class SshdParser:
         )
 
     def _session(self, conn: _Conn) -> str:
-        """The session id of a connection: unique per sensor, host, pid and start."""
-        return make_id("ssh", self.sensor, conn.key, conn.start.isoformat())
+        """The session id of a connection: unique per sensor, host, pid and start
+        (``make_id("ssh", sensor, key, start)``, with the hash of the first two made once)."""
+        h = self._session_base.copy()
+        h.update(f"{conn.key}\x1f{conn.start.isoformat()}".encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
 
     def _new_conn(self, key: str, ts: dt.datetime) -> _Conn:
         """A new connection for this sshd process: the process is new, or it closed its
@@ -425,6 +473,7 @@ class SshdParser:
             old_key, old = conns.popitem(last=False)
             if old.pam is not None:
                 self._held.append(old.pam)
+                self._due = _EVER
                 self._waiting.pop(old_key, None)
         return conn
 
@@ -432,17 +481,20 @@ class SshdParser:
         """PAM failures that waited :data:`PAM_WAIT` (of log time) for a ``Failed`` line
         that never came, and those of forgotten processes."""
         out, self._held = self._held, []  # a new list each time: never the held one itself
-        if self._waiting:
+        due = _NEVER
+        waiting = self._waiting
+        if waiting:
             limit = ts - PAM_WAIT
-            for key, conn in list(self._waiting.items()):
+            for key, conn in list(waiting.items()):
                 pam = conn.pam
-                if pam is None or pam.ts < limit:
-                    if pam is not None:
-                        out.append(pam)
-                    conn.pam = None
-                    del self._waiting[key]
-            self._due = min((_plus_wait(c.pam.ts) for c in self._waiting.values()
-                             if c.pam is not None), default=_NEVER)
+                if pam is not None and pam.ts >= limit:  # still waits
+                    due = min(due, _plus_wait(pam.ts))
+                    continue
+                if pam is not None:
+                    out.append(pam)
+                conn.pam = None
+                del waiting[key]
+        self._due = due
         return out
 
     def finish(self) -> list[Event]:
@@ -451,7 +503,17 @@ class SshdParser:
         for conn in self._waiting.values():
             conn.pam = None
         self._waiting.clear()
+        self._due = _NEVER
         return out
+
+
+def _alone(held: Event | None, out: list[Event] | None) -> int:
+    """A message that reports nothing itself: only the PAM failure it let go, if any."""
+    if held is None:
+        return 0
+    if out is not None:
+        out.append(held)
+    return 1
 
 
 def _plus_wait(ts: dt.datetime) -> dt.datetime:
