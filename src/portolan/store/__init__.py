@@ -134,12 +134,11 @@ class Store:
         """Store a batch in one transaction; ids already stored are skipped."""
         if not events:
             return WriteResult()
-        return self.write_prepared([prepare(events)])
+        return self.write_prepared([self.prepare(events)])
 
-    @staticmethod
-    def prepare(events: Sequence[Event]) -> Prepared:
+    def prepare(self, events: Sequence[Event]) -> Prepared:
         """What :meth:`write_prepared` needs, made without the database (any thread)."""
-        return prepare(events)
+        return prepare(events, shapes=self.dialect != "postgresql")
 
     def write_prepared(self, parts: Sequence[Prepared]) -> WriteResult:
         """Store prepared batches in one transaction; ids already stored are skipped."""

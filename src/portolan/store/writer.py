@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -83,29 +84,53 @@ def event_row(event: Event) -> list[Any]:
     return [column[0] for column in event_columns([event]).values]
 
 
+Shape = tuple[tuple[int, ...], list[tuple[Any, ...]]]
+"""Positions of the columns that rows have a value in, and those rows (whole)."""
+
+
 @dataclass
 class Columns:
     """A batch as the ``events`` table's columns: one sequence of values per column, in
     column order, converted to what the database stores. Built in bulk (one C-level pass
-    to split the events, then a pass per column that needs converting), and cheap to ask
-    which columns have no value at all (SQLite then leaves them out of its statements:
-    binding ``None`` costs Python's sqlite3 several times what a number costs)."""
+    to split the events, then a pass per column that needs converting)."""
 
     values: list[Sequence[Any]]
     count: int
+    _shapes: list[Shape] | None = None
 
-    def filled(self) -> tuple[int, ...]:
-        """Positions of the columns that hold a value in at least one row."""
-        n = self.count
-        return tuple(i for i, column in enumerate(self.values) if column.count(None) != n)
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every row, as a tuple of all the columns."""
+        return zip(*self.values, strict=True)
 
-    def rows(self, columns: Sequence[int] | None = None, start: int = 0,
-             stop: int | None = None) -> Iterator[tuple[Any, ...]]:
-        """Rows ``start:stop`` as tuples of the given columns (default: all)."""
-        picked = self.values if columns is None else [self.values[i] for i in columns]
-        if start or stop is not None:
-            picked = [column[start:stop] for column in picked]
-        return zip(*picked, strict=True)
+    def shapes(self) -> list[Shape]:
+        """The rows grouped by which columns hold a value (made once, then kept). SQLite
+        statements name only those columns: binding ``None`` costs Python's sqlite3
+        several times what a number costs, and events without a place leave ten columns
+        empty. The columns that no row fills, and those that every row fills, are found
+        by counting; only the others tell rows apart."""
+        if self._shapes is None:
+            n = self.count
+            empty = [column.count(None) for column in self.values]
+            always = [i for i, k in enumerate(empty) if k == 0]
+            sometimes = [i for i, k in enumerate(empty) if 0 < k < n]
+            rows = list(self.rows())
+            if not sometimes:
+                self._shapes = [(tuple(always), rows)] if n else []
+            else:
+                groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+                keys = zip(*[[v is not None for v in self.values[i]] for i in sometimes],
+                           strict=True)
+                for key, row in zip(keys, rows, strict=True):
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [row]
+                    else:
+                        group.append(row)
+                self._shapes = [
+                    (tuple(sorted(always + [i for i, has in zip(sometimes, key, strict=True)
+                                            if has])), group)
+                    for key, group in groups.items()]
+        return self._shapes
 
 
 _TRANSPOSE_ROWS = 256
@@ -151,9 +176,10 @@ class Prepared:
     """What each :class:`PreparedHook` (by ``id``) computed for all of ``events``."""
 
 
-def prepare(events: Sequence[Event]) -> Prepared:
+def prepare(events: Sequence[Event], *, shapes: bool = True) -> Prepared:
     """The work of writing ``events`` that needs no connection (pure; safe to run in any
-    thread while another batch is being written)."""
+    thread while another batch is being written). ``shapes``: the rows grouped for
+    multi-row INSERTs too (not needed by PostgreSQL's COPY)."""
     if len({e.id for e in events}) == len(events):
         batch = list(events)
     else:
@@ -162,6 +188,8 @@ def prepare(events: Sequence[Event]) -> Prepared:
             unique.setdefault(event.id, event)
         batch = list(unique.values())
     columns = event_columns(batch)
+    if shapes:
+        columns.shapes()
     prepared = Prepared(batch, len(events), columns)
     for hook in WRITE_HOOKS:
         if isinstance(hook, PreparedHook):
@@ -266,30 +294,32 @@ def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
     mark = "?" if sqlite else "%s"
     quote = '"' if sqlite else "`"
     head = "INSERT OR IGNORE INTO events (" if sqlite else "INSERT IGNORE INTO events ("
-    columns = part.filled()
-    names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
-    one = "(" + ",".join([mark] * len(columns)) + ")"
-    per = max(1, _VALUES_PER_STATEMENT // len(columns))
-    full = ""
     inserted = 0
-    for start in range(0, part.count, per):
-        size = min(per, part.count - start)
-        if size == per and full:
-            sql = full
-        else:
-            sql = f"{head}{names}) VALUES " + ",".join([one] * size)
-            if size == per:
-                full = sql
-        flat = list(itertools.chain.from_iterable(part.rows(columns, start, start + size)))
-        if returning:
-            cursor.execute(sql + " RETURNING id", flat)
-            ids = [r[0] for r in cursor.fetchall()]
-            assert new is not None
-            new.update(ids)
-            inserted += len(ids)
-        else:
-            cursor.execute(sql, flat)
-            inserted += cursor.rowcount
+    for columns, rows in part.shapes():
+        names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
+        one = "(" + ",".join([mark] * len(columns)) + ")"
+        pick = operator.itemgetter(*columns) if len(columns) > 1 else (
+            lambda row, i=columns[0]: (row[i],))
+        per = max(1, _VALUES_PER_STATEMENT // len(columns))
+        full = ""
+        for start in range(0, len(rows), per):
+            size = min(per, len(rows) - start)
+            if size == per and full:
+                sql = full
+            else:
+                sql = f"{head}{names}) VALUES " + ",".join([one] * size)
+                if size == per:
+                    full = sql
+            flat = list(itertools.chain.from_iterable(map(pick, rows[start : start + size])))
+            if returning:
+                cursor.execute(sql + " RETURNING id", flat)
+                ids = [r[0] for r in cursor.fetchall()]
+                assert new is not None
+                new.update(ids)
+                inserted += len(ids)
+            else:
+                cursor.execute(sql, flat)
+                inserted += cursor.rowcount
     return inserted
 
 
