@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import sys
 
 import pytest
 
 from portolan.event import Event, make_id
-from portolan.pipeline import Pipeline, PipelineStats
+from portolan.pipeline import SWITCH_INTERVAL, Pipeline, PipelineStats
 from portolan.sources.base import Emitter
 from tests.waiting import eventually
 
@@ -253,3 +254,75 @@ async def test_partial_batch_is_flushed_after_the_delay() -> None:
     assert await eventually(lambda: sink.count == 3)  # long before 1000 events came
     stop.set()
     await task
+
+
+class PreparingSink(MemorySink):
+    """A durable sink that prepares batches ahead (as the store does)."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        super().__init__("preparing")
+        self.fail_on = fail_on
+        self.prepared: list[int] = []
+        self.written_parts: list[list[int]] = []
+        self.plain_writes = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def prepare(self, batch: list[Event]) -> int:
+        if self.fail_on is not None and len(self.prepared) == self.fail_on:
+            self.prepared.append(-1)
+            raise ValueError("cannot prepare")
+        self.prepared.append(len(batch))
+        return len(batch)
+
+    async def write_prepared(self, batch: list[Event], parts: list[int]) -> None:
+        await self.release.wait()
+        assert sum(parts) == len(batch)
+        self.written_parts.append(parts)
+        self.batches.append(batch)
+
+    async def write(self, batch: list[Event]) -> None:
+        self.plain_writes += 1
+        await super().write(batch)
+
+
+async def test_durable_sinks_get_batches_prepared_ahead_one_part_per_batch() -> None:
+    sink = PreparingSink()
+    sink.release.clear()  # busy: batches wait, and are written together
+    src = ListSource([events(100, i * 100) for i in range(12)])
+    pipe = Pipeline([src], [], [sink], batch_size=100, batch_delay=0.01, write_max=450)
+    task = asyncio.create_task(pipe.run())
+    assert await eventually(lambda: pipe._write_queue.full())
+    sink.release.set()
+    stats = await task
+    assert stats.written == sink.count == 1200
+    assert sink.plain_writes == 0
+    assert sum(sink.prepared) == 1200
+    assert any(len(parts) > 1 for parts in sink.written_parts)  # several batches, one write
+    assert [n for parts in sink.written_parts for n in parts] == sink.prepared
+
+
+async def test_a_batch_that_cannot_be_prepared_is_written_plainly() -> None:
+    sink = PreparingSink(fail_on=1)
+    src = ListSource([events(100, i * 100) for i in range(3)])
+    stats = await Pipeline([src], [], [sink], batch_size=100, batch_delay=0.01,
+                           write_max=0).run()
+    assert sink.count == stats.written == 300
+    assert sink.plain_writes == 1
+    assert stats.failures["sink preparing prepare"] == 1
+
+
+async def test_the_switch_interval_is_short_while_running_and_restored_after() -> None:
+    seen: list[float] = []
+
+    class Look:
+        name = "look"
+
+        async def run(self, out: Emitter) -> None:
+            seen.append(sys.getswitchinterval())
+            await out.emit(events(1))
+
+    before = sys.getswitchinterval()
+    await Pipeline([Look()], [], [MemorySink()]).run()
+    assert seen == [min(before, SWITCH_INTERVAL)] and seen[0] < 0.005
+    assert sys.getswitchinterval() == before
