@@ -102,6 +102,12 @@ class LRU(Generic[V]):
     def admit(self, keys: list[str], values: list[V]) -> None:
         """:meth:`put_many` for new entries, given as keys and their values (all of them,
         or a sample; see the class)."""
+        kept = self.chosen()
+        self.put_many(dict(zip(keys[kept], values[kept], strict=True)))
+
+    def chosen(self) -> slice:
+        """Which of the new entries now at hand to admit (all of them, or a sample; see the
+        class): the caller puts them with :meth:`put_many`."""
         hits, misses = self._window
         if self.hits + self.misses - hits - misses >= WINDOW:
             # judged once the cache could fill up: a stream that is warming up is not
@@ -111,8 +117,8 @@ class LRU(Generic[V]):
             self._window = (self.hits, self.misses)
         if self.sampling:
             self._turn = (self._turn + 1) % SAMPLE
-            keys, values = keys[self._turn::SAMPLE], values[self._turn::SAMPLE]
-        self.put_many(dict(zip(keys, values, strict=True)))
+            return slice(self._turn, None, SAMPLE)
+        return slice(None)
 
     def put(self, key: str, value: V) -> None:
         young = self._young

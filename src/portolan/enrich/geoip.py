@@ -46,6 +46,7 @@ from portolan.enrich.answer import (
     NOTHING,
     Answer,
     Attrs,
+    Columns,
     Template,
     cidr,
     parse,
@@ -310,11 +311,21 @@ class GeoIP:
         self.stats.lookups += len(ips)
         if len(ips) < BATCH_MIN:
             return [self._lookup(ip) for ip in ips]
+        return self._batcher().lookup(ips)
+
+    def lookup_columns(self, ips: list[str]) -> Columns:
+        """:meth:`lookup_many`, the answers given field by field."""
+        self.stats.lookups += len(ips)
+        if len(ips) < BATCH_MIN:
+            return Columns.of([self._lookup(ip) for ip in ips])
+        return self._batcher().columns(ips)
+
+    def _batcher(self) -> Batch:
         if self._batch is None:
             from portolan.enrich.batch import Batch
 
             self._batch = Batch(self)
-        return self._batch.lookup(ips)
+        return self._batch
 
     def _lookup(self, ip: str) -> Answer:
         parsed = parse(ip)
@@ -534,21 +545,65 @@ class GeoEnricher:
                 ev.attrs.update(extra)
         self.cache.hits += hits
         if later:
-            for ev, r in zip(later, self._resolve(later_ips, young=self.online is not None),
-                             strict=True):
-                (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
-                 ev.network, ev.geo_db, extra) = r
-                if extra is not None:
-                    if extra is invalid_marker:
-                        invalid += 1
-                    ev.attrs.update(extra)
+            invalid += self._enrich_later(later, later_ips)
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
 
+    def _enrich_later(self, events: list[Event], ips: list[str]) -> int:
+        """Enrich the events whose address the young generation does not hold; how many
+        of those addresses did not parse."""
+        if self.online is not None or len(set(ips)) < len(ips):
+            return _write_answers(events, self._resolve(ips, young=self.online is not None))
+        # distinct addresses: those the cache does not hold are looked up together, their
+        # answers written field by field
+        cache = self.cache
+        invalid = 0
+        found, missing = cache.take(ips, young=False)
+        if found:
+            cache.put_many(found)
+            invalid += _write_answers([ev for ev, ip in zip(events, ips, strict=True)
+                                       if ip in found], list(found.values()))
+            events = [ev for ev, ip in zip(events, ips, strict=True) if ip not in found]
+        if missing:
+            columns = self.geoip.lookup_columns(missing)
+            kept = cache.chosen()
+            cache.put_many(dict(zip(missing[kept], columns.answers(kept), strict=True)))
+            invalid += _write_columns(events, columns)
+        return invalid
+
     def close(self) -> None:
         if self.online is not None:
             self.online.close()
+
+
+def _write_answers(events: list[Event], answers: list[Answer]) -> int:
+    """Write each answer into its event; how many were those of an invalid address."""
+    invalid_marker = INVALID[9]
+    invalid = 0
+    for ev, r in zip(events, answers, strict=True):
+        (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
+         ev.network, ev.geo_db, extra) = r
+        if extra is not None:
+            if extra is invalid_marker:
+                invalid += 1
+            ev.attrs.update(extra)
+    return invalid
+
+
+def _write_columns(events: list[Event], columns: Columns) -> int:
+    """Write each address's answer into its event; how many addresses were invalid."""
+    for ev, place, asn, as_org, network, geo_db in zip(
+            events, columns.place, columns.asn, columns.as_org, columns.network,
+            columns.geo_db, strict=True):
+        ev.country, ev.country_name, ev.city, ev.lat, ev.lon, extra = place
+        ev.asn = asn
+        ev.as_org = as_org
+        ev.network = network
+        ev.geo_db = geo_db
+        if extra is not None:
+            ev.attrs.update(extra)
+    return columns.invalid
 
 
 def make_geoip(runtime: Runtime, *, load_asn: bool = True) -> GeoIP:
