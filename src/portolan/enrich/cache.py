@@ -13,6 +13,10 @@ WINDOW: Final = 10_000
 #: :data:`SAMPLE` is admitted.
 LOW: Final = 0.2
 SAMPLE: Final = 8
+#: When the cache answers fewer lookups than this share, it is asked for the keys of only
+#: one batch in :data:`ASK_EVERY`.
+IDLE: Final = 0.01
+ASK_EVERY: Final = 8
 
 
 class LRU(Generic[V]):
@@ -28,6 +32,10 @@ class LRU(Generic[V]):
     answered here, after at least ``size`` misses), keeping them all costs more than it
     saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
     back again. A key that comes back often is soon among those kept.
+
+    When it answers almost nothing (under :data:`IDLE` of the lookups), even asking it
+    costs more than it saves: :meth:`ask` then says to ask it for one batch of keys in
+    :data:`ASK_EVERY` only, and those batches tell when keys come back.
     """
 
     def __init__(self, size: int) -> None:
@@ -39,6 +47,9 @@ class LRU(Generic[V]):
         self.misses = 0
         self.sampling = False
         """Whether only a sample of new entries is admitted now."""
+        self.idle = False
+        """Whether it answers so few lookups that it is asked for few batches."""
+        self._skipped = 0
         self._window = (0, 0)  # hits and misses when the current window started
         self._turn = 0
 
@@ -112,13 +123,23 @@ class LRU(Generic[V]):
         if self.hits + self.misses - hits - misses >= WINDOW:
             # judged once the cache could fill up: a stream that is warming up is not
             # one of new keys
-            self.sampling = self.misses >= self.size and (
-                self.hits - hits < LOW * (self.hits + self.misses - hits - misses))
+            asked = self.hits + self.misses - hits - misses
+            self.sampling = self.misses >= self.size and self.hits - hits < LOW * asked
+            self.idle = self.sampling and self.hits - hits < IDLE * asked
             self._window = (self.hits, self.misses)
         if self.sampling:
             self._turn = (self._turn + 1) % SAMPLE
             return slice(self._turn, None, SAMPLE)
         return slice(None)
+
+    def ask(self) -> bool:
+        """Whether to ask the cache for the keys of the next batch (always, unless it is
+        idle; see the class). A batch not asked does not count as hits or misses, and
+        admits nothing."""
+        if not self.idle:
+            return True
+        self._skipped = (self._skipped + 1) % ASK_EVERY
+        return self._skipped == 0
 
     def put(self, key: str, value: V) -> None:
         young = self._young

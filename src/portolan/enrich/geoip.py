@@ -517,6 +517,9 @@ class GeoEnricher:
     def enrich(self, events: list[Event]) -> None:
         if self.geoip.maybe_reload():
             self.cache.clear()
+        if self.online is None and not self.cache.ask():
+            self._enrich_uncached(events)
+            return
         # the cache's young generation answers most events of a busy stream at once; the
         # others are looked up together after the loop
         nowhere: dict[str, Answer] = {}
@@ -546,6 +549,20 @@ class GeoEnricher:
         self.cache.hits += hits
         if later:
             invalid += self._enrich_later(later, later_ips)
+        if invalid:
+            self.counters["geoip_invalid"] += invalid
+            self.geoip.stats.invalid += invalid
+
+    def _enrich_uncached(self, events: list[Event]) -> None:
+        """Enrich the events without asking the cache (it answers almost nothing now)."""
+        todo = [ev for ev in events if ev.geo_db is None and ev.country is None]
+        ips = [ev.dst_ip if ev.direction == "outbound" else ev.src_ip for ev in todo]
+        if None in ips:
+            todo = [ev for ev, ip in zip(todo, ips, strict=True) if ip is not None]
+            ips = [ip for ip in ips if ip is not None]
+        if not ips:
+            return
+        invalid = _write_columns(todo, self.geoip.lookup_columns(ips))  # type: ignore[arg-type]
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
@@ -602,7 +619,10 @@ def _write_columns(events: list[Event], columns: Columns) -> int:
         ev.network = network
         ev.geo_db = geo_db
         if extra is not None:
-            ev.attrs.update(extra)
+            if ev.attrs:
+                ev.attrs.update(extra)
+            else:  # the same, made faster by copying (the dictionary is shared)
+                ev.attrs = extra.copy()
     return columns.invalid
 
 
