@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portolan.enrich.cache import LRU, SAMPLE, WINDOW
+from portolan.enrich.cache import ASK_EVERY, LRU, SAMPLE, WINDOW
 
 
 def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
@@ -61,3 +61,35 @@ def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
     assert not cache.sampling
     found, missing = cache.take(hot)
     assert missing == [] and len(found) == len(hot)
+
+
+def test_a_cache_that_answers_nothing_is_asked_for_one_batch_in_a_few() -> None:
+    cache: LRU[int] = LRU(WINDOW)
+    assert [cache.ask() for _ in range(ASK_EVERY)] == [True] * ASK_EVERY
+    for i in range(3):
+        new_keys(cache, i * WINDOW, WINDOW)
+    assert cache.sampling and cache.idle
+    assert [cache.ask() for _ in range(3 * ASK_EVERY)].count(True) == 3
+    # keys that come back in the batches that ask it: asked for every batch again
+    hot = [f"hot-{i}" for i in range(100)]
+    cache.admit(hot, [1] * len(hot))
+    while cache.idle:
+        if cache.ask():
+            found, missing = cache.take(hot)
+            cache.put_many(found)
+            cache.admit(missing, [1] * len(missing))
+    assert all(cache.ask() for _ in range(ASK_EVERY))
+
+
+def test_a_cache_that_answers_a_few_is_still_asked() -> None:
+    cache: LRU[int] = LRU(WINDOW)
+    for i in range(3):
+        new_keys(cache, i * WINDOW, WINDOW)
+    hot = [f"hot-{i}" for i in range(50)]
+    cache.admit(hot, [1] * len(hot))
+    for i in range(30):  # 50 of every 1,050 keys answered: sampled, not idle
+        found, missing = cache.take(hot)
+        cache.put_many(found)
+        cache.admit(missing, [1] * len(missing))
+        new_keys(cache, (3 + i) * WINDOW, 1000)
+    assert cache.sampling and not cache.idle

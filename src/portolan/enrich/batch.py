@@ -49,7 +49,6 @@ TEMPLATES: Final = 262_144
 #: The table that finds most templates of a batch with numpy has ``2**SLOT_BITS`` slots
 #: (12 bytes each).
 SLOT_BITS: Final = 19
-SLOTS: Final = 1 << SLOT_BITS
 _HASH: Final = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads the keys
 
 _PTON: Final = socket.inet_pton
@@ -124,7 +123,8 @@ class _Templates:
     """The templates met so far, numbered, each field in a numpy array of objects: a
     batch gathers the fields of its addresses' templates at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot_bits: int = SLOT_BITS) -> None:
+        self.slot_bits = slot_bits
         self.numbers: dict[object, int] = {}
         """The number of each template, by the record of the one file, or by the records
         of every file (several files, or AS data in one)."""
@@ -147,14 +147,15 @@ class _Templates:
 
     def find(self, keys: I64) -> tuple[I64, I64]:
         """For integer keys: the number of each one's template where the table of
-        :data:`SLOTS` says it (-1 elsewhere: ask :attr:`numbers`), and its slot there.
+        ``2**slot_bits`` slots says it (-1 elsewhere: ask :attr:`numbers`), and its slot.
 
         The table is a cache of :attr:`numbers` searched with numpy: a key's slot is a
         hash of it, and holds the last key put there (:meth:`remember`)."""
         if self._slot_keys is None or self._slot_numbers is None:
-            self._slot_keys = np.full(SLOTS, -1, np.int64)
-            self._slot_numbers = np.zeros(SLOTS, np.int32)
-        slot = ((keys.astype(np.uint64) * _HASH) >> np.uint64(64 - SLOT_BITS)).astype(np.int64)
+            self._slot_keys = np.full(1 << self.slot_bits, -1, np.int64)
+            self._slot_numbers = np.zeros(1 << self.slot_bits, np.int32)
+        hashed = (keys.astype(np.uint64) * _HASH) >> np.uint64(64 - self.slot_bits)
+        slot: I64 = hashed.astype(np.int64)
         found: I64 = np.where(self._slot_keys[slot] == keys, self._slot_numbers[slot], -1)
         return found, slot
 
@@ -221,6 +222,8 @@ class Batch:
         # the AS may come from a file: each address's network comes from there or the table
         self._file_asn = any(geo.files[i].provides_asn for i, _ in trees)
         self._templates = _Templates()
+        self.template_limit = TEMPLATES
+        """Templates kept before they are all dropped."""
         table = geo.asn_table
         self._ranges = _Ranges(table) if table is not None and len(table.v4.starts) else None
 
@@ -281,8 +284,8 @@ class Batch:
         return self._answer(ips, nums, walks)
 
     def _answer(self, ips: list[str], nums: I64, walks: list[Walk]) -> Columns:
-        if len(self._templates) >= TEMPLATES:
-            self._templates = _Templates()
+        if len(self._templates) >= self.template_limit:
+            self._templates = _Templates(self._templates.slot_bits)
         templates = self._templates
         n = len(nums)
         number = self._numbers(ips, walks)
