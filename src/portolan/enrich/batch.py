@@ -49,6 +49,9 @@ TEMPLATES: Final = 262_144
 #: The table that finds most templates of a batch with numpy has ``2**SLOT_BITS`` slots
 #: (12 bytes each).
 SLOT_BITS: Final = 19
+#: The ASN table's ranges are first narrowed down by blocks of ``2**(32 - BLOCK_BITS)``
+#: addresses.
+BLOCK_BITS: Final = 18
 _HASH: Final = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads the keys
 
 _PTON: Final = socket.inet_pton
@@ -76,8 +79,8 @@ class _Ranges:
 
     Row 0 is a sentinel before every address, and ranges of AS 0 (not announced) end
     before they start: an address is in the row ``i`` of the last start at or before it
-    when it is not after ``ends[i]``. For each block of 65,536 addresses (``/16``) the rows
-    that can hold its addresses are known in advance; the batch is bisected inside them,
+    when it is not after ``ends[i]``. For each block of 16,384 addresses (``/18``) the rows
+    that can hold its addresses are known in advance (2 MB); the batch is bisected inside them,
     every address at once (a bisection per address, as ``searchsorted`` does it, waits
     for the memory on every step)."""
 
@@ -94,17 +97,20 @@ class _Ranges:
         self.orgs: npt.NDArray[np.object_] = np.empty(len(self.starts), object)
         """The organisation of each row (None: not named), shared strings."""
         self.orgs[1:] = names[np.array(fam.orgs, np.int64)]
-        self.asn_numbers: npt.NDArray[np.object_] = self.asns.astype(object)
-        """The AS of each row, as Python integers (made once, shared by the answers)."""
-        blocks: I64 = np.arange(1 << 16, dtype=np.int64) << 16
-        self.first: I64 = np.searchsorted(self.starts, blocks, side="right") - 1
-        self.last: I64 = np.searchsorted(self.starts, blocks + 0xFFFF, side="right") - 1
+        distinct, which = np.unique(self.asns, return_inverse=True)
+        self.asn_numbers: npt.NDArray[np.object_] = _objects(distinct.tolist())[which]
+        """The AS of each row, as Python integers (one per AS, shared by the answers)."""
+        shift = 32 - BLOCK_BITS
+        blocks: I64 = np.arange(1 << BLOCK_BITS, dtype=np.int64) << shift
+        self.first = (np.searchsorted(self.starts, blocks, side="right") - 1).astype(np.int32)
+        self.last = (np.searchsorted(self.starts, blocks + ((1 << shift) - 1), side="right")
+                     - 1).astype(np.int32)
 
     def rows(self, nums: I64) -> I64:
         """The row of the last start at or before each address."""
-        block = nums >> 16
-        low: I64 = self.first[block]
-        high: I64 = self.last[block]
+        block = nums >> (32 - BLOCK_BITS)
+        low: I64 = self.first[block].astype(np.int64)
+        high: I64 = self.last[block].astype(np.int64)
         open_ = np.flatnonzero(low < high)
         starts = self.starts
         while open_.size:
@@ -386,43 +392,39 @@ class Batch:
             t.asn, t.as_org, source)
 
 
-def _texts(form: str, count: int) -> npt.NDArray[np.uint32]:
-    """``form % n`` for each ``n`` below ``count``, as four bytes (NUL after the text)."""
-    out = np.zeros((count, 4), np.uint8)
-    for n in range(count):
-        text = (form % n).encode("ascii")
-        out[n, :len(text)] = np.frombuffer(text, np.uint8)
-    return out.view(np.uint32).reshape(count)
+def _texts(texts: list[str]) -> npt.NDArray[np.uint32]:
+    """Each text (up to four ASCII characters) as four bytes, NUL after the text."""
+    out = np.zeros((len(texts), 4), np.uint8)
+    for i, text in enumerate(texts):
+        out[i, :len(text)] = np.frombuffer(text.encode("ascii"), np.uint8)
+    return out.view(np.uint32).reshape(len(texts))
 
 
-#: The text of each octet, followed by a dot but for the last, and of each prefix length.
-_OCTETS: Final = _texts("%d.", 256)
-_LAST_OCTETS: Final = _texts("%d", 256)
-_PREFIXES: Final = _texts("/%d\n", 33)
+#: The text of each octet, followed by a dot but for the last, and of each prefix length
+#: (then, last, a newline alone).
+_OCTETS: Final = _texts([f"{n}." for n in range(256)])
+_LAST_OCTETS: Final = _texts([f"{n}" for n in range(256)])
+_PREFIXES: Final = _texts([*(f"/{n}\n" for n in range(33)), "\n"])
 
 
 def _networks(lows: I64, lengths: I64) -> list[str | None]:
     """``a.b.c.d/n`` for each network (None where the length is -1), formatted at once:
-    each text is put together in 20 bytes from those of its numbers, then the bytes
-    left empty are taken out."""
-    has = np.flatnonzero(lengths >= 0)
-    if not has.size:
-        return [None] * len(lows)
-    low = lows[has]
-    parts = np.empty((has.size, 5), np.uint32)
-    parts[:, 0] = _OCTETS[low >> 24]
-    parts[:, 1] = _OCTETS[(low >> 16) & 255]
-    parts[:, 2] = _OCTETS[(low >> 8) & 255]
-    parts[:, 3] = _LAST_OCTETS[low & 255]
-    parts[:, 4] = _PREFIXES[lengths[has]]
-    raw = parts.view(np.uint8).reshape(-1)
-    texts = raw[raw != 0].tobytes().decode("ascii").split("\n")
+    each text is put together in 20 bytes from those of its numbers (nothing but its
+    newline where there is no network), then the bytes left empty are taken out."""
+    parts = np.empty((len(lows), 5), np.uint32)
+    parts[:, 0] = _OCTETS[lows >> 24]
+    parts[:, 1] = _OCTETS[(lows >> 16) & 255]
+    parts[:, 2] = _OCTETS[(lows >> 8) & 255]
+    parts[:, 3] = _LAST_OCTETS[lows & 255]
+    parts[:, 4] = _PREFIXES[lengths]  # the last one, for -1: a newline alone
+    none = np.flatnonzero(lengths < 0)
+    parts[none, :4] = 0
+    texts = cast("list[str | None]",
+                 parts.tobytes().translate(None, b"\0").decode("ascii").split("\n"))
     texts.pop()  # after the last newline
-    if has.size == len(lows):
-        return cast("list[str | None]", texts)
-    out = np.full(len(lows), None, object)
-    out[has] = texts
-    return cast("list[str | None]", out.tolist())
+    for i in none.tolist():
+        texts[i] = None
+    return texts
 
 
 def _bit_length(x: I64) -> I64:
