@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import numpy as np
 import numpy.typing as npt
 
-from portolan.enrich.answer import NO_PLACE, Answer, Attrs, Columns, Place, special, special_place
+from portolan.enrich.answer import (
+    NO_PLACE,
+    Answer,
+    Attrs,
+    Columns,
+    Place,
+    special,
+    special_place,
+)
 from portolan.enrich.special import V4_RANGES
 from portolan.enrich.tree import SearchTree
 
@@ -60,18 +68,50 @@ _SPECIAL_STARTS: Final = np.array([lo for lo, _, _ in V4_RANGES], np.int64)
 _SPECIAL_ENDS: Final = np.array([hi for _, hi, _ in V4_RANGES], np.int64)
 
 
-def _objects(values: list[Any]) -> npt.NDArray[np.object_]:
-    """A numpy array of these objects (tuples kept whole, not made a dimension)."""
-    out = np.empty(len(values), object)
+#: The template numbers of the answer of no database, and of the first special-purpose
+#: block (see :class:`_Templates`).
+NOWHERE: Final = 0
+SPECIAL: Final = 1
+
+
+def _objects(values: list[Any], size: int = 0) -> npt.NDArray[np.object_]:
+    """A numpy array of these objects (tuples kept whole, not made a dimension), then
+    None up to ``size``."""
+    out = np.full(max(size, len(values)), None, object)
     for i, value in enumerate(values):
         out[i] = value
     return out
 
 
-#: The place and the ``attrs`` of special-purpose addresses, by row of ``V4_RANGES``.
-_SPECIAL_PLACES: Final = _objects([special_place(label) for _, _, label in V4_RANGES])
-_SPECIAL_PAIRS: Final = _objects([special(label)[9] for _, _, label in V4_RANGES])
-_NO_PLACE: Final = _objects([NO_PLACE])
+def _special_blocks() -> npt.NDArray[np.int8]:
+    """For each /16: the row of ``V4_RANGES`` that holds it whole, -1 when none holds any
+    of it, -2 when some of it is special-purpose."""
+    out = np.full(1 << 16, -1, np.int8)
+    for row, (lo, hi, _) in enumerate(V4_RANGES):
+        first, last = lo >> 16, hi >> 16
+        whole_first = first if lo & 0xFFFF == 0 else first + 1
+        whole_last = last if hi & 0xFFFF == 0xFFFF else last - 1
+        for block in (first, last):
+            if not whole_first <= block <= whole_last:
+                out[block] = -2
+        if whole_first <= whole_last:
+            out[whole_first:whole_last + 1] = row
+    return out
+
+
+_SPECIAL_BLOCKS: Final = _special_blocks()
+
+
+def _special_rows(nums: I64) -> I64:
+    """The row of ``V4_RANGES`` of each address (-1: not special-purpose)."""
+    rows: I64 = _SPECIAL_BLOCKS[nums >> 16].astype(np.int64)
+    some = np.flatnonzero(rows == -2)
+    if some.size:
+        part = nums[some]
+        at = np.searchsorted(_SPECIAL_STARTS, part, side="right") - 1
+        inside = (at >= 0) & (part <= _SPECIAL_ENDS[np.maximum(at, 0)])
+        rows[some] = np.where(inside, at, -1)
+    return rows
 
 
 class _Ranges:
@@ -99,7 +139,9 @@ class _Ranges:
         self.orgs[1:] = names[np.array(fam.orgs, np.int64)]
         distinct, which = np.unique(self.asns, return_inverse=True)
         self.asn_numbers: npt.NDArray[np.object_] = _objects(distinct.tolist())[which]
-        """The AS of each row, as Python integers (one per AS, shared by the answers)."""
+        """The AS of each row, as Python integers (one per AS, shared by the answers);
+        None in row 0."""
+        self.asn_numbers[0] = None
         shift = 32 - BLOCK_BITS
         blocks: I64 = np.arange(1 << BLOCK_BITS, dtype=np.int64) << shift
         self.first = (np.searchsorted(self.starts, blocks, side="right") - 1).astype(np.int32)
@@ -126,25 +168,37 @@ class _Ranges:
 
 
 class _Templates:
-    """The templates met so far, numbered, each field in a numpy array of objects: a
-    batch gathers the fields of its addresses' templates at once."""
+    """The templates met so far, numbered, each field in a numpy array: a batch gathers
+    the fields of its addresses' templates at once.
+
+    The first numbers are those of the answers without a template: no database answered
+    (:data:`NOWHERE`), and each special-purpose block (``SPECIAL + `` its row in
+    ``V4_RANGES``). ``geo_db`` is kept as a number in :attr:`labels` (0: None)."""
 
     def __init__(self, slot_bits: int = SLOT_BITS) -> None:
         self.slot_bits = slot_bits
         self.numbers: dict[object, int] = {}
         """The number of each template, by the record of the one file, or by the records
         of every file (several files, or AS data in one)."""
-        self.place = self._column()
-        self.pairs = self._column()
+        self.labels: list[str | None] = [None]
+        self.label_objects = _objects(self.labels)
+        """:attr:`labels` as an array."""
+        self._label_numbers: dict[str | None, int] = {None: 0}
+        self.size = SPECIAL + len(V4_RANGES)
+        capacity = 1024
+        self.place = _objects([NO_PLACE, *(special_place(label) for _, _, label in V4_RANGES)],
+                              capacity)
+        self.pairs = _objects([None, *(special(label)[9] for _, _, label in V4_RANGES)],
+                              capacity)
         """The ``attrs`` to add, as pairs (those of :attr:`place` are a dictionary)."""
-        self.label_files = self._column()
+        self.label_files = np.zeros(capacity, np.int32)
         """``geo_db`` when the AS is not from the table."""
-        self.label_table = self._column()
+        self.label_table = np.zeros(capacity, np.int32)
         """``geo_db`` when the AS is from the table."""
-        self.asn = self._column()
+        self.asn = _objects([], capacity)
         """The AS from the files, and its organisation."""
-        self.as_org = self._column()
-        self.source: I64 = np.full(len(self.place), -1, np.int64)
+        self.as_org = _objects([], capacity)
+        self.source = np.full(capacity, -1, np.int64)
         """The file that gave the AS: its index in the walks (-1: none did)."""
         self.attrs: dict[Attrs, dict[str, Any]] = {}
         """The ``attrs`` of the places as one dictionary per distinct value."""
@@ -171,29 +225,34 @@ class _Templates:
         self._slot_keys[slots] = keys
         self._slot_numbers[slots] = numbers
 
-    @staticmethod
-    def _column(size: int = 1024) -> npt.NDArray[np.object_]:
-        return np.full(size, None, object)
-
     def __len__(self) -> int:
         return len(self.numbers)
+
+    def label(self, text: str | None) -> int:
+        """The number of a ``geo_db`` value."""
+        number = self._label_numbers.get(text)
+        if number is None:
+            number = self._label_numbers[text] = len(self.labels)
+            self.labels.append(text)
+            self.label_objects = _objects(self.labels)
+        return number
 
     def add(self, key: object, place: Place, pairs: Attrs | None, label_files: str | None,
             label_table: str | None, asn: int | None, as_org: str | None,
             source: int) -> int:
         """The number of a new template."""
-        number = self.numbers[key] = len(self.numbers)
+        number = self.numbers[key] = self.size
+        self.size += 1
         if number == len(self.place):  # full: twice as large
-            for name in ("place", "pairs", "label_files", "label_table", "asn", "as_org"):
+            for name in ("place", "pairs", "label_files", "label_table", "asn", "as_org",
+                         "source"):
                 column = getattr(self, name)
-                grown = self._column(2 * len(column))
-                grown[:len(column)] = column
-                setattr(self, name, grown)
-            self.source = np.concatenate((self.source, np.full(number, -1, np.int64)))
+                setattr(self, name, np.concatenate((column, np.full_like(column, None
+                                                    if column.dtype == object else 0))))
         self.place[number] = place
         self.pairs[number] = pairs
-        self.label_files[number] = label_files
-        self.label_table[number] = label_table
+        self.label_files[number] = self.label(label_files)
+        self.label_table[number] = self.label(label_table)
         self.asn[number] = asn
         self.as_org[number] = as_org
         self.source[number] = source
@@ -295,57 +354,60 @@ class Batch:
         templates = self._templates
         n = len(nums)
         number = self._numbers(ips, walks)
-        place = templates.place[number]
-        pairs = templates.pairs[number]
-        dbs = templates.label_files[number]
-        # -- the network: from the file that gave the AS, or from the table --------------
+        # -- the network, and geo_db: from the file that gave the AS, or from the table --
         length = np.full(n, -1, np.int64)  # -1: no network
-        from_file: npt.NDArray[np.bool_] | None = None
-        if self._file_asn:
-            asn = templates.asn[number]
-            org = templates.as_org[number]
-            where = templates.source[number]
-            for w, (_, _, prefix) in enumerate(walks):
-                mine = where == w
-                length[mine] = prefix[mine]
-            from_file = where >= 0
-        else:
-            asn = np.full(n, None, object)
-            org = np.full(n, None, object)
         ranges = self._ranges
         if ranges is not None:
             at = ranges.rows(nums)
-            start, end = ranges.starts[at], ranges.ends[at]
-            hit = nums <= end
-            if from_file is not None:
-                hit &= ~from_file
-            if hit.any():
-                bits = _block_bits(nums, start, end, ranges.start_zeros[at],
-                                   ranges.end_ones[at])
-                length = np.where(hit, 32 - bits, length)
-                row = at[hit]
-                asn[hit] = ranges.asn_numbers[row]
-                org[hit] = ranges.orgs[row]
-                dbs[hit] = templates.label_table[number[hit]]
+            hit = nums <= ranges.ends[at]
+        else:
+            at = np.zeros(n, np.int64)
+            hit = np.zeros(n, bool)
+        from_file: npt.NDArray[np.bool_] | None = None
+        if self._file_asn:
+            source = templates.source[number]
+            for w, (_, _, prefix) in enumerate(walks):
+                mine = source == w
+                length[mine] = prefix[mine]
+            from_file = source >= 0
+            hit &= ~from_file
+        if hit.any():
+            assert ranges is not None
+            bits = _block_bits(nums, ranges.starts[at], ranges.ends[at],
+                               ranges.start_zeros[at], ranges.end_ones[at])
+            length = np.where(hit, 32 - bits, length)
+        label = np.where(hit, templates.label_table[number], templates.label_files[number])
         # -- no database answered; special-purpose addresses -----------------------------
-        nothing = ~dbs.astype(bool)
-        at = np.searchsorted(_SPECIAL_STARTS, nums, side="right") - 1
-        special = (at >= 0) & (nums <= _SPECIAL_ENDS[np.maximum(at, 0)])
-        blank = nothing | special
+        special = _special_rows(nums)
+        nowhere = label == 0
+        blank = nowhere | (special >= 0)
         if blank.any():
+            number = number.copy()
+            number[nowhere] = NOWHERE
+            where = np.flatnonzero(special >= 0)
+            number[where] = SPECIAL + special[where]
             length[blank] = -1
-            asn[blank] = None
-            org[blank] = None
-            dbs[blank] = None
-            place[nothing] = _NO_PLACE
-            pairs[nothing] = None
-            label = at[special]
-            place[special] = _SPECIAL_PLACES[label]
-            pairs[special] = _SPECIAL_PAIRS[label]
+            label[blank] = 0
+            hit &= ~blank
+            if from_file is not None:
+                from_file &= ~blank
+        # -- the AS -----------------------------------------------------------------------
+        if from_file is None:  # the table's, or none: a row of it for each address
+            row = np.where(hit, at, 0)  # row 0: none
+            asn = ranges.asn_numbers[row].tolist() if ranges is not None else [None] * n
+            org = ranges.orgs[row].tolist() if ranges is not None else [None] * n
+        else:
+            asn_of, org_of = templates.asn[number], templates.as_org[number]
+            asn_of[~from_file] = None
+            org_of[~from_file] = None
+            if ranges is not None:
+                asn_of[hit] = ranges.asn_numbers[at[hit]]
+                org_of[hit] = ranges.orgs[at[hit]]
+            asn, org = asn_of.tolist(), org_of.tolist()
         shift = np.where(length >= 0, 32 - length, 32)
-        network = _networks((nums >> shift) << shift, length)
-        return Columns(place.tolist(), pairs.tolist(), asn.tolist(), org.tolist(), network,
-                       dbs.tolist())
+        return Columns(templates.place[number].tolist(), templates.pairs[number].tolist(),
+                       asn, org, _networks((nums >> shift) << shift, length),
+                       templates.label_objects[label].tolist())
 
     def _numbers(self, ips: list[str], walks: list[Walk]) -> I64:
         """The number of each address's template (made the first time it is met)."""
