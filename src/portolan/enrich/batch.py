@@ -202,6 +202,11 @@ class _Templates:
         """The file that gave the AS: its index in the walks (-1: none did)."""
         self.attrs: dict[Attrs, dict[str, Any]] = {}
         """The ``attrs`` of the places as one dictionary per distinct value."""
+        self.texts: dict[str, str] = {}
+        """The names of the places, one string per distinct value."""
+        self.floats: dict[str, float] = {}
+        """The coordinates of the places, one per distinct value (by their ``repr``:
+        ``-0.0`` is not ``0.0``)."""
         self._slot_keys: I64 | None = None
         self._slot_numbers: npt.NDArray[np.int32] | None = None
 
@@ -448,8 +453,16 @@ class Batch:
             attrs = templates.attrs.get(t.extra)
             if attrs is None:
                 attrs = templates.attrs[t.extra] = dict(t.extra)
+        # The values of earlier templates are shared: the answers of a batch then touch
+        # fewer distinct objects in memory (most of their cost, for random addresses).
+        text, number = templates.texts.setdefault, templates.floats.setdefault
+        place = (None if t.country is None else text(t.country, t.country),
+                 None if t.country_name is None else text(t.country_name, t.country_name),
+                 None if t.city is None else text(t.city, t.city),
+                 None if t.lat is None else number(repr(t.lat), t.lat),
+                 None if t.lon is None else number(repr(t.lon), t.lon), attrs)
         return templates.add(
-            key, (t.country, t.country_name, t.city, t.lat, t.lon, attrs), t.extra,
+            key, place, t.extra,
             geo._label(t.place_db, t.asn_db), geo._label(t.place_db, geo.asn_label),
             t.asn, t.as_org, source)
 
