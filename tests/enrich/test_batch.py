@@ -198,6 +198,11 @@ def test_search_tree_of_every_record_size(mmdb_dir: Path, tmp_path: Path,
         assert (node > meta.node_count) == (record is not None), ip
         found += record is not None
     assert found > 30
+    # one address at a time: the last steps of the walk are taken without numpy
+    for ip, node, prefix in list(zip(ips, nodes.tolist(), prefixes.tolist(),
+                                     strict=True))[:300]:
+        one = tree.lookup(np.array([int(ipaddress.IPv4Address(ip))], np.int64))
+        assert (int(one[0][0]), int(one[1][0])) == (node, prefix), ip
     tree.close()
 
 

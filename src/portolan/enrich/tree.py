@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +30,10 @@ import numpy.typing as npt
 #: Bits of the address resolved by the precomputed table (5 MB for 20 bits).
 TOP_BITS: Final = 20
 
+#: Fewer addresses than this still inside the tree are walked one at a time.
+FEW: Final = 32
+
+_WORD: Final = struct.Struct(">I").unpack_from
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
@@ -80,29 +85,49 @@ class SearchTree:
             out = v
         return out
 
+    def _record(self, node: int, bit: int) -> int:
+        """:meth:`_step` for one node."""
+        size = self.record_size
+        v: int = _WORD(self._mm, node * (size // 4) + bit * (size // 8))[0]
+        if size == 28:
+            return v & 0x0FFFFFFF if bit else ((v & 0xF0) << 20) | (v >> 8)
+        return v >> 8 if size == 24 else v
+
     def _walk(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
               stop: int = 32) -> None:
         """Follow bits ``depth`` to ``stop`` of ``nums``, from ``node``; both ``node`` and
         ``prefix`` are changed in place (records and prefix lengths reached)."""
         count = self.node_count
         where = np.flatnonzero(node < count)  # the addresses still inside the tree
-        if not where.size:
-            return
         at = node[where]
         bits = nums[where]
         while depth < stop:
+            if where.size < FEW:  # a step with numpy costs more than these few steps
+                self._walk_each(nums, node, depth, prefix, stop, where, at)
+                return
             at = self._step(at, (bits >> (31 - depth)) & 1)
             depth += 1
             inside = at < count
-            if not inside.all():
-                out = ~inside
-                done = where[out]
-                node[done] = at[out]
-                prefix[done] = depth
-                where, at, bits = where[inside], at[inside], bits[inside]
-                if not where.size:
-                    return
+            out = ~inside
+            done = where[out]
+            node[done] = at[out]
+            prefix[done] = depth
+            where, at, bits = where[inside], at[inside], bits[inside]
         node[where] = at  # still inside after ``stop`` bits
+
+    def _walk_each(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
+                   stop: int, where: I64, at: I64) -> None:
+        """:meth:`_walk` for the addresses ``where`` (now at ``at``), one at a time."""
+        count = self.node_count
+        record = self._record
+        for i, n, a in zip(where.tolist(), nums[where].tolist(), at.tolist(), strict=True):
+            d = depth
+            while a < count and d < stop:
+                a = record(a, (n >> (31 - d)) & 1)
+                d += 1
+            node[i] = a
+            if a >= count:
+                prefix[i] = d
 
     def _table(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int8]]:
         """Where each value of the first :data:`TOP_BITS` bits leads, and the prefix
