@@ -93,3 +93,11 @@ def test_a_cache_that_answers_a_few_is_still_asked() -> None:
         cache.admit(missing, [1] * len(missing))
         new_keys(cache, (3 + i) * WINDOW, 1000)
     assert cache.sampling and not cache.idle
+
+
+def test_new_keys_make_a_cache_idle_before_it_is_full() -> None:
+    cache: LRU[int] = LRU(10 * WINDOW)
+    new_keys(cache, 0, WINDOW)
+    assert cache.idle and not cache.sampling  # asked seldom, but keeps all it is given
+    new_keys(cache, WINDOW, WINDOW)
+    assert len(cache) == 2 * WINDOW

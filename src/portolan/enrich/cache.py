@@ -33,9 +33,10 @@ class LRU(Generic[V]):
     saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
     back again. A key that comes back often is soon among those kept.
 
-    When it answers almost nothing (under :data:`IDLE` of the lookups), even asking it
-    costs more than it saves: :meth:`ask` then says to ask it for one batch of keys in
-    :data:`ASK_EVERY` only, and those batches tell when keys come back.
+    When it answers almost nothing (under :data:`IDLE` of the last :data:`WINDOW` lookups,
+    full or not), even asking it costs more than it saves: :meth:`ask` then says to ask
+    it for one batch of keys in :data:`ASK_EVERY` only, and those batches tell when keys
+    come back.
     """
 
     def __init__(self, size: int) -> None:
@@ -120,12 +121,14 @@ class LRU(Generic[V]):
         """Which of the new entries now at hand to admit (all of them, or a sample; see the
         class): the caller puts them with :meth:`put_many`."""
         hits, misses = self._window
-        if self.hits + self.misses - hits - misses >= WINDOW:
-            # judged once the cache could fill up: a stream that is warming up is not
-            # one of new keys
-            asked = self.hits + self.misses - hits - misses
-            self.sampling = self.misses >= self.size and self.hits - hits < LOW * asked
-            self.idle = self.sampling and self.hits - hits < IDLE * asked
+        asked = self.hits + self.misses - hits - misses
+        if asked >= WINDOW:
+            # sampled once the cache could fill up: a stream that is warming up is not one
+            # of new keys; but one where almost no key comes back within a window is (the
+            # busy keys of a skewed stream come back within one)
+            answered = self.hits - hits
+            self.sampling = self.misses >= self.size and answered < LOW * asked
+            self.idle = answered < IDLE * asked
             self._window = (self.hits, self.misses)
         if self.sampling:
             self._turn = (self._turn + 1) % SAMPLE
