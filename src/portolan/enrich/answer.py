@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple, TypeVar
 
 #: What a lookup gives: the event fields, then ``attrs`` to add (or None).
@@ -58,16 +59,16 @@ class Columns:
     its events without an :data:`Answer` made for each address (:meth:`answers` makes
     them, for the cache and for :meth:`GeoIP.lookup_many`)."""
 
-    __slots__ = ("as_org", "asn", "geo_db", "invalid", "network", "pairs", "place")
+    __slots__ = ("_pairs", "as_org", "asn", "geo_db", "invalid", "network", "place")
 
-    def __init__(self, place: list[Place], pairs: list[Attrs | None], asn: list[int | None],
-                 as_org: list[str | None], network: list[str | None],
+    def __init__(self, place: list[Place],
+                 pairs: list[Attrs | None] | Callable[[], list[Attrs | None]],
+                 asn: list[int | None], as_org: list[str | None], network: list[str | None],
                  geo_db: list[str | None], invalid: int = 0) -> None:
         self.place = place
         """The place of each address, and its ``attrs`` to add as a dictionary (shared:
         read it, never change it)."""
-        self.pairs = pairs
-        """The ``attrs`` to add, as in an :data:`Answer`."""
+        self._pairs = pairs
         self.asn = asn
         self.as_org = as_org
         self.network = network
@@ -77,6 +78,14 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.place)
+
+    @property
+    def pairs(self) -> list[Attrs | None]:
+        """The ``attrs`` to add, as in an :data:`Answer` (worked out when first asked
+        for: writing events needs only :attr:`place`)."""
+        if callable(self._pairs):
+            self._pairs = self._pairs()
+        return self._pairs
 
     def answers(self, which: slice = slice(None)) -> list[Answer]:
         """The :data:`Answer` of each address (of those ``which`` selects)."""

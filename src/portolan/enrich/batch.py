@@ -410,7 +410,8 @@ class Batch:
                 org_of[hit] = ranges.orgs[at[hit]]
             asn, org = asn_of.tolist(), org_of.tolist()
         shift = np.where(length >= 0, 32 - length, 32)
-        return Columns(templates.place[number].tolist(), templates.pairs[number].tolist(),
+        return Columns(templates.place[number].tolist(),
+                       lambda: templates.pairs[number].tolist(),
                        asn, org, _networks((nums >> shift) << shift, length),
                        templates.label_objects[label].tolist())
 

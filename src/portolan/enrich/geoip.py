@@ -556,13 +556,14 @@ class GeoEnricher:
     def _enrich_uncached(self, events: list[Event]) -> None:
         """Enrich the events without asking the cache (it answers almost nothing now)."""
         todo = [ev for ev in events if ev.geo_db is None and ev.country is None]
-        ips = [ev.dst_ip if ev.direction == "outbound" else ev.src_ip for ev in todo]
-        if None in ips:
-            todo = [ev for ev, ip in zip(todo, ips, strict=True) if ip is not None]
-            ips = [ip for ip in ips if ip is not None]
+        ips = [ip for ev in todo
+               if (ip := ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
+        if len(ips) < len(todo):  # some without an address
+            todo = [ev for ev in todo
+                    if (ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
         if not ips:
             return
-        invalid = _write_columns(todo, self.geoip.lookup_columns(ips))  # type: ignore[arg-type]
+        invalid = _write_columns(todo, self.geoip.lookup_columns(ips))
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
