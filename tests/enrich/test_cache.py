@@ -42,9 +42,15 @@ def new_keys(cache: LRU[int], start: int, count: int) -> None:
 
 def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
     warming: LRU[int] = LRU(10 * WINDOW)
-    for i in range(3):  # not sampled while the cache could still fill up
-        new_keys(warming, i * WINDOW, WINDOW)
-    assert not warming.sampling and len(warming) == 3 * WINDOW
+    new_keys(warming, 0, WINDOW // 2)
+    back = [f"new-{i}" for i in range(WINDOW // 40)]
+    for i in range(1, 6):  # one key in twenty comes back: not sampled while not full
+        found, missing = warming.take(back)
+        assert not missing
+        warming.put_many(found)
+        new_keys(warming, i * WINDOW, WINDOW // 2 - len(back))
+    assert not warming.sampling and not warming.idle
+    assert len(warming) == WINDOW // 2 + 5 * (WINDOW // 2 - len(back))
     cache: LRU[int] = LRU(WINDOW)
     for i in range(3):  # full, and nothing answered from it: new keys are sampled
         new_keys(cache, i * WINDOW, WINDOW)
@@ -97,7 +103,10 @@ def test_a_cache_that_answers_a_few_is_still_asked() -> None:
 
 def test_new_keys_make_a_cache_idle_before_it_is_full() -> None:
     cache: LRU[int] = LRU(10 * WINDOW)
-    new_keys(cache, 0, WINDOW)
-    assert cache.idle and not cache.sampling  # asked seldom, but keeps all it is given
+    new_keys(cache, 0, WINDOW // 2)
+    assert not cache.idle and len(cache) == WINDOW // 2  # not judged yet: all kept
+    new_keys(cache, WINDOW // 2, WINDOW // 2)
+    assert cache.idle and cache.sampling  # judged at the end of the window
+    assert len(cache) == WINDOW // 2 + WINDOW // 2 // SAMPLE
     new_keys(cache, WINDOW, WINDOW)
-    assert len(cache) == 2 * WINDOW
+    assert len(cache) == WINDOW // 2 + WINDOW // 2 // SAMPLE + WINDOW // SAMPLE

@@ -29,9 +29,9 @@ class LRU(Generic[V]):
     at most twice as many); the rest is forgotten within two generations.
 
     When almost every key is new (under :data:`LOW` of the last :data:`WINDOW` lookups
-    answered here, after at least ``size`` misses), keeping them all costs more than it
-    saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
-    back again. A key that comes back often is soon among those kept.
+    answered here, after at least ``size`` misses, or idle as below), keeping them all
+    costs more than it saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`,
+    until keys come back again. A key that comes back often is soon among those kept.
 
     When it answers almost nothing (under :data:`IDLE` of the last :data:`WINDOW` lookups,
     full or not), even asking it costs more than it saves: :meth:`ask` then says to ask
@@ -127,8 +127,8 @@ class LRU(Generic[V]):
             # of new keys; but one where almost no key comes back within a window is (the
             # busy keys of a skewed stream come back within one)
             answered = self.hits - hits
-            self.sampling = self.misses >= self.size and answered < LOW * asked
             self.idle = answered < IDLE * asked
+            self.sampling = answered < LOW * asked and (self.idle or self.misses >= self.size)
             self._window = (self.hits, self.misses)
         if self.sampling:
             self._turn = (self._turn + 1) % SAMPLE
