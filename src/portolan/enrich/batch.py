@@ -1,5 +1,6 @@
-"""Many IPv4 addresses looked up at once: what :meth:`GeoIP.lookup_many` does for the
-pipeline's batches, with the same answers as one :meth:`GeoIP.lookup` per address.
+"""Many IPv4 addresses looked up at once: what :meth:`GeoIP.lookup_many` and
+:meth:`GeoIP.lookup_columns` do for the pipeline's batches, with the same answers as one
+:meth:`GeoIP.lookup` per address.
 
 For a batch, with numpy:
 
@@ -9,12 +10,20 @@ For a batch, with numpy:
    prefix length of its network (:mod:`portolan.enrich.tree`);
 3. the addresses that end on the same records in every file get the same answer from
    the files (a template: the place, and the AS when a file has one). It is worked out
-   once, for the first of them, by the code of a single lookup, and kept: a record is
-   decoded once, however many networks and addresses share it;
+   once, for the first of them, by the code of a single lookup, and kept, numbered, its
+   fields in numpy arrays (:class:`_Templates`): a record is decoded once, however many
+   networks and addresses share it, and a batch finds its templates' numbers with numpy
+   (a hash table in front of the dictionary of them);
 4. the ASN table is searched for the whole batch, and the CIDR block that holds each
    address inside its range is computed arithmetically (:class:`_Ranges`);
-5. the answers are put together column by column, networks formatted all at once, and
-   special-purpose addresses get their label, as always.
+5. the answers are put together field by field (:class:`Columns`): each field of every
+   address gathered at once from the templates or the table, networks written at once,
+   special-purpose addresses and those no database knows given the numbers of their own
+   templates. The enricher writes them into its events with no tuple made per address.
+
+Most of what is left per address is Python objects: the ten fields written into each
+event, the network's text, and the memory they are read from (random addresses touch
+templates all over it).
 
 The templates kept are bounded (:data:`TEMPLATES`), and dropped when a database is
 reloaded (a new :class:`Batch` is made).

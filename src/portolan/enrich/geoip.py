@@ -17,7 +17,10 @@ the others one by one.
 :class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
 whose recently used entries answer with one dictionary lookup, so a stream where few
 addresses make most events costs little more than that per event; the addresses of a
-batch that it does not hold are looked up together. It enriches the remote side of each
+batch that it does not hold are looked up together, and their answers written into the
+events field by field. While it answers almost nothing (a stream of new addresses), it
+is asked for one batch in eight only (:mod:`portolan.enrich.cache`): the others are
+looked up straight away. It enriches the remote side of each
 event (``src_ip``, or ``dst_ip`` for outbound events), records in ``geo_db`` which
 databases (and builds) answered, and leaves events that already carry a ``geo_db``
 (enriched by a sensor) alone. Its answers are kept as :data:`Answer` (``attrs`` as pairs,
