@@ -20,7 +20,14 @@ import pytest
 
 from portolan.enrich.answer import INVALID, Columns
 from portolan.enrich.asn import AsnTable, _block
-from portolan.enrich.batch import Batch, _block_bits, _networks, _Templates, _trailing_zeros
+from portolan.enrich.batch import (
+    Batch,
+    _block_bits,
+    _networks,
+    _Ranges,
+    _Templates,
+    _trailing_zeros,
+)
 from portolan.enrich.builtin import CITY_PACKAGE
 from portolan.enrich.geoip import Answer, GeoIP, GeoipSection
 from portolan.enrich.special import V4_RANGES
@@ -354,3 +361,22 @@ def test_columns_give_back_their_answers() -> None:
                                 ([1, 2, 3, 4], Columns.of(answers))])
     assert merged.answers() == [answers[1], *answers, answers[0]]
     assert merged.invalid == 2
+
+
+def test_rows_of_a_block_of_many_ranges(tmp_path: Path) -> None:
+    """Up to 300 ranges in one block: every address bisected to its row."""
+    base = int(ipaddress.IPv4Address("11.0.0.0"))
+    lines = [f"{base + 16 * i},{base + 16 * i + 9},{64500 + i},AS{i}" for i in range(300)]
+    lines.append(f"{base + 65536},{base + 65536 + 255},64999,Alone")
+    v4 = tmp_path / "v4.csv"
+    v4.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ranges = _Ranges(AsnTable.load(v4, None))
+    rng = np.random.default_rng(18)
+    nums = np.concatenate((np.arange(base - 3, base + 16 * 300 + 3),
+                           rng.integers(base, base + 70_000, 3000),
+                           rng.integers(0, 1 << 32, 3000)))
+    expected = np.searchsorted(ranges.starts, nums, side="right") - 1
+    for size in (1, 7, 1000):
+        found = np.concatenate([ranges.rows(nums[i:i + size])
+                                for i in range(0, len(nums), size)])
+        assert (found == expected).all()

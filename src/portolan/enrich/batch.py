@@ -163,16 +163,18 @@ class _Ranges:
         low: I64 = self.first[block].astype(np.int64)
         high: I64 = self.last[block].astype(np.int64)
         open_ = np.flatnonzero(low < high)
+        if not open_.size:
+            return low
         starts = self.starts
-        while open_.size:
-            lo, hi, n = low[open_], high[open_], nums[open_]
+        lo, hi, n = low[open_], high[open_], nums[open_]
+        # as many halvings as the most rows to choose from need (those already found
+        # stay where they are): fewer numpy calls than setting the others aside
+        for _ in range(int((hi - lo).max()).bit_length()):
             mid = (lo + hi + 1) >> 1
             after = starts[mid] <= n
             lo = np.where(after, mid, lo)
             hi = np.where(after, hi, mid - 1)
-            low[open_] = lo
-            high[open_] = hi
-            open_ = open_[lo < hi]
+        low[open_] = lo
         return low
 
 
