@@ -129,9 +129,9 @@ class _Ranges:
     Row 0 is a sentinel before every address, and ranges of AS 0 (not announced) end
     before they start: an address is in the row ``i`` of the last start at or before it
     when it is not after ``ends[i]``. For each block of 16,384 addresses (``/18``) the rows
-    that can hold its addresses are known in advance (2 MB); the batch is bisected inside them,
-    every address at once (a bisection per address, as ``searchsorted`` does it, waits
-    for the memory on every step)."""
+    that can hold its addresses are known in advance (2 MB); the batch is bisected inside
+    them, every address at once (a bisection per address, as ``searchsorted`` does it,
+    waits for the memory on every step)."""
 
     def __init__(self, table: AsnTable) -> None:
         fam = table.v4
@@ -296,10 +296,6 @@ class Batch:
                 break
             self.trees.append((i, tree))
         trees = self.trees or []
-        # One place database without AS data (the built-in case): the record an address
-        # ends on is its template's key, and the AS always comes from the table.
-        self._simple = len(trees) <= 1 and not any(geo.files[i].provides_asn
-                                                   for i, _ in trees)
         # the AS may come from a file: each address's network comes from there or the table
         self._file_asn = any(geo.files[i].provides_asn for i, _ in trees)
         self._templates = _Templates()
