@@ -380,3 +380,12 @@ def test_rows_of_a_block_of_many_ranges(tmp_path: Path) -> None:
         found = np.concatenate([ranges.rows(nums[i:i + size])
                                 for i in range(0, len(nums), size)])
         assert (found == expected).all()
+
+
+def test_templates_share_coordinates_but_keep_their_sign() -> None:
+    templates = _Templates()
+    first = templates.coordinate(float("48.1"))
+    assert templates.coordinate(float("48.1")) is first
+    zero, negative = templates.coordinate(0.0), templates.coordinate(-0.0)
+    assert str(zero) == "0.0" and str(negative) == "-0.0"
+    assert str(templates.coordinate(-0.0)) == "-0.0" and templates.coordinate(None) is None

@@ -215,9 +215,7 @@ class _Templates:
         """The ``attrs`` of the places as one dictionary per distinct value."""
         self.texts: dict[str, str] = {}
         """The names of the places, one string per distinct value."""
-        self.floats: dict[str, float] = {}
-        """The coordinates of the places, one per distinct value (by their ``repr``:
-        ``-0.0`` is not ``0.0``)."""
+        self._coordinates: dict[float | str, float] = {}
         self._slot_keys: I64 | None = None
         self._slot_numbers: npt.NDArray[np.int32] | None = None
 
@@ -243,6 +241,13 @@ class _Templates:
 
     def __len__(self) -> int:
         return len(self.numbers)
+
+    def coordinate(self, value: float | None) -> float | None:
+        """The coordinate of a place, one object per distinct value."""
+        if type(value) is not float:
+            return value
+        # a zero by its text: -0.0 equals 0.0, but is not written the same
+        return self._coordinates.setdefault(value or repr(value), value)
 
     def label(self, text: str | None) -> int:
         """The number of a ``geo_db`` value."""
@@ -463,12 +468,11 @@ class Batch:
                 attrs = templates.attrs[t.extra] = dict(t.extra)
         # The values of earlier templates are shared: the answers of a batch then touch
         # fewer distinct objects in memory (most of their cost, for random addresses).
-        text, number = templates.texts.setdefault, templates.floats.setdefault
+        text = templates.texts.setdefault
         place = (None if t.country is None else text(t.country, t.country),
                  None if t.country_name is None else text(t.country_name, t.country_name),
                  None if t.city is None else text(t.city, t.city),
-                 None if t.lat is None else number(repr(t.lat), t.lat),
-                 None if t.lon is None else number(repr(t.lon), t.lon), attrs)
+                 templates.coordinate(t.lat), templates.coordinate(t.lon), attrs)
         return templates.add(
             key, place, t.extra,
             geo._label(t.place_db, t.asn_db), geo._label(t.place_db, geo.asn_label),
