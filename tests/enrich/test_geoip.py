@@ -349,7 +349,8 @@ def test_addresses_partly_cached_are_written_in_order(builtin_geo: GeoIP) -> Non
 
 def test_a_cache_that_answers_nothing_is_seldom_asked(builtin_geo: GeoIP) -> None:
     rng = random.Random(8)
-    enricher = GeoEnricher(builtin_geo, cache_size=1000)
+    counters: dict[str, int] = {}
+    enricher = GeoEnricher(builtin_geo, cache_size=1000, counters=counters)
     cache = enricher.cache
     batches = 0
     while not cache.idle:  # new addresses only
@@ -364,6 +365,7 @@ def test_a_cache_that_answers_nothing_is_seldom_asked(builtin_geo: GeoIP) -> Non
         events += batch
     assert cache.hits + cache.misses - asked == 2 * 1001  # two batches in 16 asked it
     assert_enriched_as_looked_up(builtin_geo, events)
+    assert counters["geoip_invalid"] == 16  # counted whether the cache was asked or not
     # the same addresses again and again: the batches that ask it find them, so it is
     # asked for every batch again
     hot = random_v4(rng, 200)
