@@ -18,8 +18,16 @@ import maxminddb
 import numpy as np
 import pytest
 
+from portolan.enrich.answer import INVALID, Columns
 from portolan.enrich.asn import AsnTable, _block
-from portolan.enrich.batch import _block_bits, _trailing_zeros
+from portolan.enrich.batch import (
+    Batch,
+    _block_bits,
+    _networks,
+    _Ranges,
+    _Templates,
+    _trailing_zeros,
+)
 from portolan.enrich.builtin import CITY_PACKAGE
 from portolan.enrich.geoip import Answer, GeoIP, GeoipSection
 from portolan.enrich.special import V4_RANGES
@@ -197,6 +205,11 @@ def test_search_tree_of_every_record_size(mmdb_dir: Path, tmp_path: Path,
         assert (node > meta.node_count) == (record is not None), ip
         found += record is not None
     assert found > 30
+    # one address at a time: the last steps of the walk are taken without numpy
+    for ip, node, prefix in list(zip(ips, nodes.tolist(), prefixes.tolist(),
+                                     strict=True))[:300]:
+        one = tree.lookup(np.array([int(ipaddress.IPv4Address(ip))], np.int64))
+        assert (int(one[0][0]), int(one[1][0])) == (node, prefix), ip
     tree.close()
 
 
@@ -295,3 +308,84 @@ def test_answers_hold_no_dictionaries(builtin_geo: GeoIP) -> None:
     for _ in range(3):
         gc.collect()
     assert not any(gc.is_tracked(a) for a in answers)
+
+
+def test_networks_are_written_as_ipaddress_writes_them() -> None:
+    rng = np.random.default_rng(16)
+    lengths = rng.integers(-1, 33, 20_000)
+    lengths[:6] = [0, 32, -1, 1, 31, 8]
+    lows = rng.integers(0, 1 << 32, 20_000)
+    lows[:6] = [0, 0xFFFFFFFF, 0x01020304, 0x80000000, 0xFFFFFFFE, 0x0A000000]
+    shift = np.where(lengths >= 0, 32 - lengths, 32)
+    lows = (lows >> shift) << shift
+    expected = [None if n < 0 else f"{ipaddress.IPv4Address(low)}/{n}"
+                for low, n in zip(lows.tolist(), lengths.tolist(), strict=True)]
+    assert _networks(lows, lengths) == expected
+    every = np.maximum(lengths, 0)  # the case where all have a network
+    assert _networks(lows, every) == [f"{ipaddress.IPv4Address(low)}/{n}" for low, n in
+                                      zip(lows.tolist(), every.tolist(), strict=True)]
+    assert _networks(lows[:3], np.full(3, -1)) == [None, None, None]
+
+
+def test_templates_found_in_a_crowded_table_or_dropped(builtin_geo: GeoIP) -> None:
+    """With 4 slots, most templates are not where the table says: they are found in the
+    dictionary; with a limit of 50 templates, they are dropped and made again."""
+    geo = GeoIP(builtin_geo.files, asn_table=builtin_geo.asn_table,
+                asn_label=builtin_geo.asn_label, countries=builtin_geo.countries,
+                countries_label=builtin_geo.countries_label)
+    geo._batch = batch = Batch(geo)
+    batch._templates = _Templates(slot_bits=2)
+    rng = random.Random(17)
+    ips = rng_v4(rng, 3000)
+    assert_same(geo, ips + ips[::-1])
+    assert len(batch._templates) > 1000
+    batch.template_limit = 50
+    assert_same(geo, ips)
+    assert len(batch._templates) <= 1050  # dropped at each batch of 1,000
+    assert batch._templates.slot_bits == 2
+
+
+def test_columns_give_back_their_answers() -> None:
+    answers = [INVALID, (None,) * 10,
+               ("GB", "United Kingdom", "London", 51.5, -0.1, 1221, "Telstra", "1.128.0.0/11",
+                "db", (("geo_region", "England"), ("geo_accuracy_km", 10))),
+               (None,) * 9 + ((("geo", "private"),),)]
+    columns = Columns.of(answers)
+    assert columns.answers() == answers
+    assert columns.invalid == 1
+    assert [p[5] for p in columns.place] == [
+        {"geo": "invalid"}, None, {"geo_region": "England", "geo_accuracy_km": 10},
+        {"geo": "private"}]
+    assert columns.answers(slice(1, None, 2)) == answers[1::2]
+    merged = Columns.merged(6, [([5, 0], Columns.of(answers[:2])),
+                                ([1, 2, 3, 4], Columns.of(answers))])
+    assert merged.answers() == [answers[1], *answers, answers[0]]
+    assert merged.invalid == 2
+
+
+def test_rows_of_a_block_of_many_ranges(tmp_path: Path) -> None:
+    """Up to 300 ranges in one block: every address bisected to its row."""
+    base = int(ipaddress.IPv4Address("11.0.0.0"))
+    lines = [f"{base + 16 * i},{base + 16 * i + 9},{64500 + i},AS{i}" for i in range(300)]
+    lines.append(f"{base + 65536},{base + 65536 + 255},64999,Alone")
+    v4 = tmp_path / "v4.csv"
+    v4.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ranges = _Ranges(AsnTable.load(v4, None))
+    rng = np.random.default_rng(18)
+    nums = np.concatenate((np.arange(base - 3, base + 16 * 300 + 3),
+                           rng.integers(base, base + 70_000, 3000),
+                           rng.integers(0, 1 << 32, 3000)))
+    expected = np.searchsorted(ranges.starts, nums, side="right") - 1
+    for size in (1, 7, 1000):
+        found = np.concatenate([ranges.rows(nums[i:i + size])
+                                for i in range(0, len(nums), size)])
+        assert (found == expected).all()
+
+
+def test_templates_share_coordinates_but_keep_their_sign() -> None:
+    templates = _Templates()
+    first = templates.coordinate(float("48.1"))
+    assert templates.coordinate(float("48.1")) is first
+    zero, negative = templates.coordinate(0.0), templates.coordinate(-0.0)
+    assert str(zero) == "0.0" and str(negative) == "-0.0"
+    assert str(templates.coordinate(-0.0)) == "-0.0" and templates.coordinate(None) is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portolan.enrich.cache import LRU, SAMPLE, WINDOW
+from portolan.enrich.cache import ASK_EVERY, LRU, SAMPLE, WINDOW
 
 
 def test_lru_keeps_what_is_used_and_stays_bounded() -> None:
@@ -42,9 +42,15 @@ def new_keys(cache: LRU[int], start: int, count: int) -> None:
 
 def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
     warming: LRU[int] = LRU(10 * WINDOW)
-    for i in range(3):  # not sampled while the cache could still fill up
-        new_keys(warming, i * WINDOW, WINDOW)
-    assert not warming.sampling and len(warming) == 3 * WINDOW
+    new_keys(warming, 0, WINDOW // 2)
+    back = [f"new-{i}" for i in range(WINDOW // 40)]
+    for i in range(1, 6):  # one key in twenty comes back: not sampled while not full
+        found, missing = warming.take(back)
+        assert not missing
+        warming.put_many(found)
+        new_keys(warming, i * WINDOW, WINDOW // 2 - len(back))
+    assert not warming.sampling and not warming.idle
+    assert len(warming) == WINDOW // 2 + 5 * (WINDOW // 2 - len(back))
     cache: LRU[int] = LRU(WINDOW)
     for i in range(3):  # full, and nothing answered from it: new keys are sampled
         new_keys(cache, i * WINDOW, WINDOW)
@@ -61,3 +67,46 @@ def test_a_stream_of_new_keys_is_sampled_until_keys_come_back() -> None:
     assert not cache.sampling
     found, missing = cache.take(hot)
     assert missing == [] and len(found) == len(hot)
+
+
+def test_a_cache_that_answers_nothing_is_asked_for_one_batch_in_a_few() -> None:
+    cache: LRU[int] = LRU(WINDOW)
+    assert [cache.ask() for _ in range(ASK_EVERY)] == [True] * ASK_EVERY
+    for i in range(3):
+        new_keys(cache, i * WINDOW, WINDOW)
+    assert cache.sampling and cache.idle
+    assert [cache.ask() for _ in range(3 * ASK_EVERY)].count(True) == 3
+    # keys that come back in the batches that ask it: asked for every batch again
+    hot = [f"hot-{i}" for i in range(100)]
+    cache.admit(hot, [1] * len(hot))
+    while cache.idle:
+        if cache.ask():
+            found, missing = cache.take(hot)
+            cache.put_many(found)
+            cache.admit(missing, [1] * len(missing))
+    assert all(cache.ask() for _ in range(ASK_EVERY))
+
+
+def test_a_cache_that_answers_a_few_is_still_asked() -> None:
+    cache: LRU[int] = LRU(WINDOW)
+    for i in range(3):
+        new_keys(cache, i * WINDOW, WINDOW)
+    hot = [f"hot-{i}" for i in range(50)]
+    cache.admit(hot, [1] * len(hot))
+    for i in range(30):  # 50 of every 1,050 keys answered: sampled, not idle
+        found, missing = cache.take(hot)
+        cache.put_many(found)
+        cache.admit(missing, [1] * len(missing))
+        new_keys(cache, (3 + i) * WINDOW, 1000)
+    assert cache.sampling and not cache.idle
+
+
+def test_new_keys_make_a_cache_idle_before_it_is_full() -> None:
+    cache: LRU[int] = LRU(10 * WINDOW)
+    new_keys(cache, 0, WINDOW // 2)
+    assert not cache.idle and len(cache) == WINDOW // 2  # not judged yet: all kept
+    new_keys(cache, WINDOW // 2, WINDOW // 2)
+    assert cache.idle and cache.sampling  # judged at the end of the window
+    assert len(cache) == WINDOW // 2 + WINDOW // 2 // SAMPLE
+    new_keys(cache, WINDOW, WINDOW)
+    assert len(cache) == WINDOW // 2 + WINDOW // 2 // SAMPLE + WINDOW // SAMPLE

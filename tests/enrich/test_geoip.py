@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -242,11 +243,40 @@ def test_online_provider_needs_a_key() -> None:
     validate({"geoip": {"online": "ipgeolocation", "online_key": "k"}})
 
 
-def test_batches_are_enriched_as_one_address_at_a_time(builtin_root: Path,
-                                                       tmp_path: Path) -> None:
-    import random
+def assert_enriched_as_looked_up(geo: GeoIP, events: list[Event],
+                                 attrs_before: dict[str, object] | None = None) -> None:
+    """Each event carries what a lookup of its remote address answers (and the attrs it
+    had before, if any)."""
+    for e in events:
+        ip = e.dst_ip if e.direction == "outbound" else e.src_ip
+        if ip is None:
+            assert e.geo_db is None and e.attrs == (attrs_before or {})
+            continue
+        expected = geo.lookup(ip)
+        got = (e.country, e.country_name, e.city, e.lat, e.lon, e.asn, e.as_org, e.network,
+               e.geo_db)
+        assert got == expected[:9], ip
+        assert e.attrs == {**(attrs_before or {}), **(expected[9] or {})}, ip
 
-    geo = GeoIP.from_settings(GeoipSection(builtin_dir=str(builtin_root)), tmp_path)
+
+def random_v4(rng: random.Random, n: int) -> list[str]:
+    return [f"{rng.getrandbits(8)}.{rng.getrandbits(8)}.{rng.getrandbits(8)}."
+            f"{rng.getrandbits(8)}" for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def builtin_geo(tmp_path_factory: pytest.TempPathFactory) -> GeoIP:
+    from portolan.enrich.builtin import find_dir
+
+    root = find_dir()
+    if root is None:
+        pytest.skip("built-in GeoIP data absent: run scripts/bootstrap (needs npm)")
+    return GeoIP.from_settings(GeoipSection(builtin_dir=str(root)),
+                               tmp_path_factory.mktemp("data"))
+
+
+def test_batches_are_enriched_as_one_address_at_a_time(builtin_geo: GeoIP) -> None:
+    geo = builtin_geo
     rng = random.Random(5)
     ips: list[str | None] = [f"{rng.randrange(1, 224)}.{rng.getrandbits(8)}."
                              f"{rng.getrandbits(8)}.{rng.getrandbits(8)}" for _ in range(3000)]
@@ -261,18 +291,92 @@ def test_batches_are_enriched_as_one_address_at_a_time(builtin_root: Path,
     for start in range(0, len(events), 1000):
         enricher.enrich(events[start:start + 1000])
     assert events[-1].country is None  # enriched by its sensor: left alone
-    for e in events[:-1]:
-        ip = e.dst_ip if e.direction == "outbound" else e.src_ip
-        if ip is None:
-            assert e.geo_db is None and e.attrs == {}
-            continue
-        expected = geo.lookup(ip)
-        got = (e.country, e.country_name, e.city, e.lat, e.lon, e.asn, e.as_org, e.network,
-               e.geo_db)
-        assert got == expected[:9], ip
-        assert e.attrs == (expected[9] or {}), ip
+    assert_enriched_as_looked_up(geo, events[:-1])
     assert counters["geoip_invalid"] == 2
     assert sum(e.asn is not None for e in events) > 2000
+
+
+def test_new_addresses_are_written_field_by_field(builtin_geo: GeoIP) -> None:
+    """Distinct addresses, none cached: the answers of the batch are written from its
+    columns; with addresses that are not IPv4, and events that have attrs already."""
+    rng = random.Random(6)
+    ips = [*random_v4(rng, 1500), "10.9.9.9", "224.0.0.1", "bogus", "::1", "8.8.8.8",
+           "2001:4860:4860::8888", "::ffff:8.8.4.4", "1.2.3.4 ", "1.2.3"]
+    rng.shuffle(ips)
+    counters: dict[str, int] = {}
+    enricher = GeoEnricher(builtin_geo, counters=counters)
+    events = [ev(ip, attrs={"method": "GET"}) for ip in ips]
+    enricher.enrich(events)
+    assert_enriched_as_looked_up(builtin_geo, events, {"method": "GET"})
+    assert counters["geoip_invalid"] == 2
+    assert sum("geo_region" in e.attrs for e in events) > 1000
+    assert enricher.cache.misses == len(ips)
+
+
+def test_attrs_of_events_are_their_own(builtin_geo: GeoIP) -> None:
+    """The attrs written are copies: changing an event's attrs changes no other event's
+    or later answer."""
+    ips = [f"8.8.{i}.8" for i in range(200)]
+    enricher = GeoEnricher(builtin_geo)
+    first = [ev(ip) for ip in ips]
+    enricher.enrich(first)
+    assert_enriched_as_looked_up(builtin_geo, first)
+    region = first[0].attrs["geo_region"]
+    same = [e for e in first if e.attrs == {"geo_region": region}]
+    assert len(same) > 100  # placed in the same region: the same answer's attrs
+    same[0].attrs["geo_region"] = "changed"
+    same[1].attrs.clear()
+    assert all(e.attrs == {"geo_region": region} for e in same[2:])
+    again = [ev(ip) for ip in reversed(ips)]
+    GeoEnricher(builtin_geo).enrich(again)
+    assert_enriched_as_looked_up(builtin_geo, again)
+
+
+def test_addresses_partly_cached_are_written_in_order(builtin_geo: GeoIP) -> None:
+    rng = random.Random(7)
+    enricher = GeoEnricher(builtin_geo, cache_size=1000)
+    older, newer = random_v4(rng, 1000), random_v4(rng, 1000)
+    enricher.enrich([ev(ip) for ip in older])
+    enricher.enrich([ev(ip) for ip in newer])  # the older ones are in the old generation
+    mixed = older[:300] + random_v4(rng, 700)
+    rng.shuffle(mixed)
+    events = [ev(ip) for ip in mixed]
+    before = builtin_geo.stats.lookups
+    enricher.enrich(events)
+    assert builtin_geo.stats.lookups - before == 700
+    assert_enriched_as_looked_up(builtin_geo, events)
+
+
+def test_a_cache_that_answers_nothing_is_seldom_asked(builtin_geo: GeoIP) -> None:
+    rng = random.Random(8)
+    counters: dict[str, int] = {}
+    enricher = GeoEnricher(builtin_geo, cache_size=1000, counters=counters)
+    cache = enricher.cache
+    batches = 0
+    while not cache.idle:  # new addresses only
+        enricher.enrich([ev(ip) for ip in random_v4(rng, 1000)])
+        batches += 1
+        assert batches < 100
+    asked = cache.hits + cache.misses
+    events = []
+    for _ in range(16):
+        batch = [ev(ip) for ip in random_v4(rng, 1000)] + [ev(None), ev("bogus")]
+        enricher.enrich(batch)
+        events += batch
+    assert cache.hits + cache.misses - asked == 2 * 1001  # two batches in 16 asked it
+    assert_enriched_as_looked_up(builtin_geo, events)
+    assert counters["geoip_invalid"] == 16  # counted whether the cache was asked or not
+    # the same addresses again and again: the batches that ask it find them, so it is
+    # asked for every batch again
+    hot = random_v4(rng, 200)
+    for _ in range(400):
+        enricher.enrich([ev(rng.choice(hot)) for _ in range(1000)])
+        if not cache.idle:
+            break
+    assert not cache.idle
+    events = [ev(rng.choice(hot)) for _ in range(1000)]
+    enricher.enrich(events)
+    assert_enriched_as_looked_up(builtin_geo, events)
 
 
 def test_a_replaced_database_is_used_by_batches(mmdb_dir: Path, tmp_path: Path) -> None:

@@ -13,6 +13,10 @@ WINDOW: Final = 10_000
 #: :data:`SAMPLE` is admitted.
 LOW: Final = 0.2
 SAMPLE: Final = 8
+#: When the cache answers fewer lookups than this share, it is asked for the keys of only
+#: one batch in :data:`ASK_EVERY`.
+IDLE: Final = 0.01
+ASK_EVERY: Final = 8
 
 
 class LRU(Generic[V]):
@@ -25,9 +29,14 @@ class LRU(Generic[V]):
     at most twice as many); the rest is forgotten within two generations.
 
     When almost every key is new (under :data:`LOW` of the last :data:`WINDOW` lookups
-    answered here, after at least ``size`` misses), keeping them all costs more than it
-    saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`, until keys come
-    back again. A key that comes back often is soon among those kept.
+    answered here, after at least ``size`` misses, or idle as below), keeping them all
+    costs more than it saves: :meth:`admit` then keeps one new entry in :data:`SAMPLE`,
+    until keys come back again. A key that comes back often is soon among those kept.
+
+    When it answers almost nothing (under :data:`IDLE` of the last :data:`WINDOW` lookups,
+    full or not), even asking it costs more than it saves: :meth:`ask` then says to ask
+    it for one batch of keys in :data:`ASK_EVERY` only, and those batches tell when keys
+    come back.
     """
 
     def __init__(self, size: int) -> None:
@@ -39,6 +48,9 @@ class LRU(Generic[V]):
         self.misses = 0
         self.sampling = False
         """Whether only a sample of new entries is admitted now."""
+        self.idle = False
+        """Whether it answers so few lookups that it is asked for few batches."""
+        self._skipped = 0
         self._window = (0, 0)  # hits and misses when the current window started
         self._turn = 0
 
@@ -102,17 +114,35 @@ class LRU(Generic[V]):
     def admit(self, keys: list[str], values: list[V]) -> None:
         """:meth:`put_many` for new entries, given as keys and their values (all of them,
         or a sample; see the class)."""
+        kept = self.chosen()
+        self.put_many(dict(zip(keys[kept], values[kept], strict=True)))
+
+    def chosen(self) -> slice:
+        """Which of the new entries now at hand to admit (all of them, or a sample; see the
+        class): the caller puts them with :meth:`put_many`."""
         hits, misses = self._window
-        if self.hits + self.misses - hits - misses >= WINDOW:
-            # judged once the cache could fill up: a stream that is warming up is not
-            # one of new keys
-            self.sampling = self.misses >= self.size and (
-                self.hits - hits < LOW * (self.hits + self.misses - hits - misses))
+        asked = self.hits + self.misses - hits - misses
+        if asked >= WINDOW:
+            # sampled once the cache could fill up: a stream that is warming up is not one
+            # of new keys; but one where almost no key comes back within a window is (the
+            # busy keys of a skewed stream come back within one)
+            answered = self.hits - hits
+            self.idle = answered < IDLE * asked
+            self.sampling = answered < LOW * asked and (self.idle or self.misses >= self.size)
             self._window = (self.hits, self.misses)
         if self.sampling:
             self._turn = (self._turn + 1) % SAMPLE
-            keys, values = keys[self._turn::SAMPLE], values[self._turn::SAMPLE]
-        self.put_many(dict(zip(keys, values, strict=True)))
+            return slice(self._turn, None, SAMPLE)
+        return slice(None)
+
+    def ask(self) -> bool:
+        """Whether to ask the cache for the keys of the next batch (always, unless it is
+        idle; see the class). A batch not asked does not count as hits or misses, and
+        admits nothing."""
+        if not self.idle:
+            return True
+        self._skipped = (self._skipped + 1) % ASK_EVERY
+        return self._skipped == 0
 
     def put(self, key: str, value: V) -> None:
         young = self._young

@@ -17,7 +17,10 @@ the others one by one.
 :class:`GeoEnricher` is the pipeline step: an LRU cache in front of :class:`GeoIP`
 whose recently used entries answer with one dictionary lookup, so a stream where few
 addresses make most events costs little more than that per event; the addresses of a
-batch that it does not hold are looked up together. It enriches the remote side of each
+batch that it does not hold are looked up together, and their answers written into the
+events field by field. While it answers almost nothing (a stream of new addresses), it
+is asked for one batch in eight only (:mod:`portolan.enrich.cache`): the others are
+looked up straight away. It enriches the remote side of each
 event (``src_ip``, or ``dst_ip`` for outbound events), records in ``geo_db`` which
 databases (and builds) answered, and leaves events that already carry a ``geo_db``
 (enriched by a sensor) alone. Its answers are kept as :data:`Answer` (``attrs`` as pairs,
@@ -46,6 +49,7 @@ from portolan.enrich.answer import (
     NOTHING,
     Answer,
     Attrs,
+    Columns,
     Template,
     cidr,
     parse,
@@ -309,11 +313,21 @@ class GeoIP:
         self.stats.lookups += len(ips)
         if len(ips) < BATCH_MIN:
             return [self._lookup(ip) for ip in ips]
+        return self._batcher().lookup(ips)
+
+    def lookup_columns(self, ips: list[str]) -> Columns:
+        """:meth:`lookup_many`, the answers given field by field."""
+        self.stats.lookups += len(ips)
+        if len(ips) < BATCH_MIN:
+            return Columns.of([self._lookup(ip) for ip in ips])
+        return self._batcher().columns(ips)
+
+    def _batcher(self) -> Batch:
         if self._batch is None:
             from portolan.enrich.batch import Batch
 
             self._batch = Batch(self)
-        return self._batch.lookup(ips)
+        return self._batch
 
     def _lookup(self, ip: str) -> Answer:
         parsed = parse(ip)
@@ -505,6 +519,9 @@ class GeoEnricher:
     def enrich(self, events: list[Event]) -> None:
         if self.geoip.maybe_reload():
             self.cache.clear()
+        if self.online is None and not self.cache.ask():
+            self._enrich_uncached(events)
+            return
         # the cache's young generation answers most events of a busy stream at once; the
         # others are looked up together after the loop
         nowhere: dict[str, Answer] = {}
@@ -533,17 +550,47 @@ class GeoEnricher:
                 ev.attrs.update(extra)
         self.cache.hits += hits
         if later:
-            for ev, r in zip(later, self._resolve(later_ips, young=self.online is not None),
-                             strict=True):
-                (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
-                 ev.network, ev.geo_db, extra) = r
-                if extra is not None:
-                    if extra is invalid_marker:
-                        invalid += 1
-                    ev.attrs.update(extra)
+            invalid += self._enrich_later(later, later_ips)
         if invalid:
             self.counters["geoip_invalid"] += invalid
             self.geoip.stats.invalid += invalid
+
+    def _enrich_uncached(self, events: list[Event]) -> None:
+        """Enrich the events without asking the cache (it answers almost nothing now)."""
+        todo = [ev for ev in events if ev.geo_db is None and ev.country is None]
+        ips = [ip for ev in todo
+               if (ip := ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
+        if len(ips) < len(todo):  # some without an address
+            todo = [ev for ev in todo
+                    if (ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
+        if not ips:
+            return
+        invalid = _write_columns(todo, self.geoip.lookup_columns(ips))
+        if invalid:
+            self.counters["geoip_invalid"] += invalid
+            self.geoip.stats.invalid += invalid
+
+    def _enrich_later(self, events: list[Event], ips: list[str]) -> int:
+        """Enrich the events whose address the young generation does not hold; how many
+        of those addresses did not parse."""
+        if self.online is not None or len(set(ips)) < len(ips):
+            return _write_answers(events, self._resolve(ips, young=self.online is not None))
+        # distinct addresses: those the cache does not hold are looked up together, their
+        # answers written field by field
+        cache = self.cache
+        invalid = 0
+        found, missing = cache.take(ips, young=False)
+        if found:
+            cache.put_many(found)
+            invalid += _write_answers([ev for ev, ip in zip(events, ips, strict=True)
+                                       if ip in found], list(found.values()))
+            events = [ev for ev, ip in zip(events, ips, strict=True) if ip not in found]
+        if missing:
+            columns = self.geoip.lookup_columns(missing)
+            kept = cache.chosen()
+            cache.put_many(dict(zip(missing[kept], columns.answers(kept), strict=True)))
+            invalid += _write_columns(events, columns)
+        return invalid
 
     def close(self) -> None:
         if self.online is not None:
@@ -560,6 +607,38 @@ def _cache_dir(data_dir: Path) -> Path | None:
     except OSError:
         return None
     return cache
+
+
+def _write_answers(events: list[Event], answers: list[Answer]) -> int:
+    """Write each answer into its event; how many were those of an invalid address."""
+    invalid_marker = INVALID[9]
+    invalid = 0
+    for ev, r in zip(events, answers, strict=True):
+        (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
+         ev.network, ev.geo_db, extra) = r
+        if extra is not None:
+            if extra is invalid_marker:
+                invalid += 1
+            ev.attrs.update(extra)
+    return invalid
+
+
+def _write_columns(events: list[Event], columns: Columns) -> int:
+    """Write each address's answer into its event; how many addresses were invalid."""
+    for ev, place, asn, as_org, network, geo_db in zip(
+            events, columns.place, columns.asn, columns.as_org, columns.network,
+            columns.geo_db, strict=True):
+        ev.country, ev.country_name, ev.city, ev.lat, ev.lon, extra = place
+        ev.asn = asn
+        ev.as_org = as_org
+        ev.network = network
+        ev.geo_db = geo_db
+        if extra is not None:
+            if ev.attrs:
+                ev.attrs.update(extra)
+            else:  # the same, made faster by copying (the dictionary is shared)
+                ev.attrs = extra.copy()
+    return columns.invalid
 
 
 def make_geoip(runtime: Runtime, *, load_asn: bool = True) -> GeoIP:

@@ -5,8 +5,9 @@ right for a 1 bit) of 24, 28 or 32 bits; a record below ``node_count`` is the ne
 ``node_count`` itself means "no data", and a larger one points into the data section.
 :class:`SearchTree` memory-maps the file and follows the bits of a whole array of
 addresses with numpy, one level of the tree per step, for the addresses still inside the
-tree. A table of where the first :data:`TOP_BITS` bits lead (built on first use, a few
-hundred kilobytes) replaces the first steps.
+tree. A table of where the first :data:`TOP_BITS` bits lead (built on first use, in a
+tenth of a second, 5 MB) replaces the first steps: each step waits for the memory (the
+tree is tens of megabytes, read at random), and most networks are longer than /20.
 
 The answer for each address is the record it ends on (what ``maxminddb`` decodes for it)
 and the prefix length of its network, exactly as ``Reader.get_with_prefix_len`` gives
@@ -19,15 +20,20 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-#: Bits of the address resolved by the precomputed table.
-TOP_BITS: Final = 16
+#: Bits of the address resolved by the precomputed table (5 MB for 20 bits).
+TOP_BITS: Final = 20
 
+#: Fewer addresses than this still inside the tree are walked one at a time.
+FEW: Final = 32
+
+_WORD: Final = struct.Struct(">I").unpack_from
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
@@ -62,7 +68,7 @@ class SearchTree:
                     break
                 node = int(self._step(np.array([node], np.int64), np.zeros(1, np.int64))[0])
             self._start = node
-        self._top_node: I64 | None = None
+        self._top_node: npt.NDArray[np.uint32] | None = None
         self._top_prefix: npt.NDArray[np.int8] | None = None
 
     def _step(self, node: I64, bit: I64) -> I64:
@@ -79,31 +85,64 @@ class SearchTree:
             out = v
         return out
 
+    def _record(self, node: int, bit: int) -> int:
+        """:meth:`_step` for one node."""
+        size = self.record_size
+        v: int = _WORD(self._mm, node * (size // 4) + bit * (size // 8))[0]
+        if size == 28:
+            return v & 0x0FFFFFFF if bit else ((v & 0xF0) << 20) | (v >> 8)
+        return v >> 8 if size == 24 else v
+
     def _walk(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
               stop: int = 32) -> None:
         """Follow bits ``depth`` to ``stop`` of ``nums``, from ``node``; both ``node`` and
         ``prefix`` are changed in place (records and prefix lengths reached)."""
         count = self.node_count
-        active = np.flatnonzero(node < count)
-        while active.size and depth < stop:
-            bit = (nums[active] >> (31 - depth)) & 1
-            nxt = self._step(node[active], bit)
-            node[active] = nxt
+        where = np.flatnonzero(node < count)  # the addresses still inside the tree
+        at = node[where]
+        bits = nums[where]
+        while depth < stop:
+            if where.size < FEW:  # a step with numpy costs more than these few steps
+                self._walk_each(nums, node, depth, prefix, stop, where, at)
+                return
+            at = self._step(at, (bits >> (31 - depth)) & 1)
             depth += 1
-            inside = nxt < count
-            done = active[~inside]
-            if done.size:
-                prefix[done] = depth
-                active = active[inside]
+            inside = at < count
+            out = ~inside
+            done = where[out]
+            node[done] = at[out]
+            prefix[done] = depth
+            where, at, bits = where[inside], at[inside], bits[inside]
+        node[where] = at  # still inside after ``stop`` bits
 
-    def _table(self) -> tuple[I64, npt.NDArray[np.int8]]:
+    def _walk_each(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
+                   stop: int, where: I64, at: I64) -> None:
+        """:meth:`_walk` for the addresses ``where`` (now at ``at``), one at a time."""
+        count = self.node_count
+        record = self._record
+        for i, n, a in zip(where.tolist(), nums[where].tolist(), at.tolist(), strict=True):
+            d = depth
+            while a < count and d < stop:
+                a = record(a, (n >> (31 - d)) & 1)
+                d += 1
+            node[i] = a
+            if a >= count:
+                prefix[i] = d
+
+    def _table(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int8]]:
+        """Where each value of the first :data:`TOP_BITS` bits leads, and the prefix
+        length there (:data:`TOP_BITS` while still inside the tree): made one level at a
+        time, each entry of a level followed by its two children."""
         if self._top_node is None or self._top_prefix is None:
-            top = np.arange(1 << TOP_BITS, dtype=np.int64) << (32 - TOP_BITS)
-            node = np.full(top.shape, self._start, np.int64)
-            prefix = np.full(top.shape, TOP_BITS, np.int8)
-            prefix[node >= self.node_count] = 0
-            self._walk(top, node, 0, prefix, TOP_BITS)
-            self._top_node, self._top_prefix = node, prefix
+            count = self.node_count
+            node = np.array([self._start], np.int64)
+            prefix = np.array([TOP_BITS if self._start < count else 0], np.int8)
+            for depth in range(TOP_BITS):
+                node, prefix = np.repeat(node, 2), np.repeat(prefix, 2)
+                inside = np.flatnonzero(node < count)
+                node[inside] = reached = self._step(node[inside], inside & 1)
+                prefix[inside[reached >= count]] = depth + 1
+            self._top_node, self._top_prefix = node.astype(np.uint32), prefix
         return self._top_node, self._top_prefix
 
     def lookup(self, nums: I64) -> tuple[I64, npt.NDArray[np.int8]]:
@@ -112,7 +151,7 @@ class SearchTree:
         there) and its prefix length."""
         top_node, top_prefix = self._table()
         index = nums >> (32 - TOP_BITS)
-        node = top_node[index]
+        node = top_node[index].astype(np.int64)
         prefix = top_prefix[index]
         self._walk(nums, node, TOP_BITS, prefix)
         return node, prefix
