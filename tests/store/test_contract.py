@@ -217,3 +217,4 @@ def test_postgresql_compares_ids_and_addresses_bytewise(postgres_url: str) -> No
                          "sessions.id": "C"}
     finally:
         store.close()
+

@@ -89,7 +89,7 @@ def update_asn_traffic(conn: Connection, events: Sequence[Event], _now_us: int) 
     if not rows:
         return
     t = asn_traffic
-    values = list(rows.values())
+    values = [rows[key] for key in sorted(rows)]  # every writer locks rows in one order
     dialect = conn.dialect.name
 
     def update(x: Any) -> dict[str, Any]:

@@ -410,6 +410,8 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
     if found is None:
         found = _UPSERTS[cache_key] = _compile_upsert(conn, table, list(rows[0]), key, update)
     sql, order = found
+    if conn.dialect.name != "sqlite":  # every writer locks rows in the same order
+        rows = sorted(rows, key=operator.itemgetter(key))
     params: list[Any] = rows if order is None else [[r[n] for n in order] for r in rows]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
