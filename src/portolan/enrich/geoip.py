@@ -542,6 +542,7 @@ class GeoEnricher:
                 later_ips.append(ip)
                 continue
             hits += 1
+            # _write_answers, inlined: this loop runs for every address found in the cache
             (ev.country, ev.country_name, ev.city, ev.lat, ev.lon, ev.asn, ev.as_org,
              ev.network, ev.geo_db, extra) = r
             if extra is not None:
