@@ -33,8 +33,6 @@ from portolan.store.engine import from_us, to_us
 from portolan.store.query import conditions
 from portolan.store.writer import Columns, PreparedHook, event_columns, sqlite_many
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ONE_S: Final = dt.timedelta(seconds=1)
 MINUTE: Final = 60
 HOUR: Final = 3600
 DAY: Final = 86400

@@ -1,7 +1,7 @@
 """Writing batches: idempotent inserts, then the tables kept beside the events.
 
 One transaction per batch. The events are inserted in the fastest way each database
-offers (SQLite and MariaDB multi-row ``INSERT ... RETURNING``, PostgreSQL ``COPY``),
+offers (SQLite and MariaDB multi-row ``INSERT ... IGNORE``, PostgreSQL binary ``COPY``),
 skipping ids already stored; then every write hook runs on the events that were really
 new (so a replay changes no count): the sessions, the addresses and the sensors tables,
 and whatever else registered a hook (rollups).
@@ -79,11 +79,6 @@ class WriteResult:
     duplicates: int = 0
 
 
-def event_row(event: Event) -> list[Any]:
-    """An event as the values of an ``events`` row, in column order."""
-    return [column[0] for column in event_columns([event]).values]
-
-
 Shape = tuple[tuple[int, ...], list[tuple[Any, ...]]]
 """Positions of the columns that rows have a value in, and those rows (whole)."""
 
@@ -96,7 +91,7 @@ class Columns:
 
     values: list[Sequence[Any]]
     count: int
-    _shapes: list[Shape] | None = None
+    _shapes: list[Shape] | None = field(default=None, init=False, repr=False)
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """Every row, as a tuple of all the columns."""
@@ -215,10 +210,11 @@ def write_prepared(conn: Connection, parts: Sequence[Prepared], now_us: int) -> 
     if all_new:
         new = parts[0].events if len(parts) == 1 else [e for p in parts for e in p.events]
     else:  # some were stored already (or came twice, in two of the parts)
+        assert new_ids is not None
         unique: dict[str, Event] = {}
         for part in parts:
             for e in part.events:
-                if new_ids is None or e.id in new_ids:
+                if e.id in new_ids:
                     unique.setdefault(e.id, e)
         new = list(unique.values())
     for hook in WRITE_HOOKS:
@@ -242,8 +238,28 @@ def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
     return found
 
 
-#: Values per multi-row INSERT (SQLite allows 32,766 parameters in one statement).
-_VALUES_PER_STATEMENT = 30_000
+#: Parameters per multi-row statement (SQLite allows 32,766 in one statement).
+_PARAMS_PER_STATEMENT = 30_000
+
+
+def _multi_row(head: str, one: str, tail: str, rows: Sequence[Sequence[Any]],
+               width: int) -> Iterator[tuple[str, list[Any]]]:
+    """``head`` + ``VALUES`` + ``one`` repeated for as many of ``rows`` as fit in
+    :data:`_PARAMS_PER_STATEMENT` parameters + ``tail``, with those rows' values in one
+    list: one statement, and one step of the database, for thousands of rows (each step
+    releases and takes back the GIL, and taking it back waits for the rest of the
+    process). Rows have ``width`` values."""
+    per = max(1, _PARAMS_PER_STATEMENT // width)
+    full = ""
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        if len(part) == per and full:
+            sql = full
+        else:
+            sql = head + "VALUES " + ",".join([one] * len(part)) + tail
+            if len(part) == per:
+                full = sql
+        yield sql, list(itertools.chain.from_iterable(part))
 
 
 def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) -> set[str] | None:
@@ -264,8 +280,8 @@ def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) ->
                 existing = _existing(conn, list(zip(stamps, ids, strict=True)))
                 keep = [i for i, id_ in enumerate(ids) if id_ not in existing]
                 if keep:
-                    rows = [part.values[c] for c in range(len(_COLUMNS))]
-                    kept = Columns([[column[i] for i in keep] for column in rows], len(keep))
+                    kept = Columns([[column[i] for i in keep] for column in part.values],
+                                   len(keep))
                     _inserts(cursor, kept, sqlite, returning=False)
                     new.update(ids[i] for i in keep)
             return new
@@ -300,17 +316,8 @@ def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
         one = "(" + ",".join([mark] * len(columns)) + ")"
         pick = operator.itemgetter(*columns) if len(columns) > 1 else (
             lambda row, i=columns[0]: (row[i],))
-        per = max(1, _VALUES_PER_STATEMENT // len(columns))
-        full = ""
-        for start in range(0, len(rows), per):
-            size = min(per, len(rows) - start)
-            if size == per and full:
-                sql = full
-            else:
-                sql = f"{head}{names}) VALUES " + ",".join([one] * size)
-                if size == per:
-                    full = sql
-            flat = list(itertools.chain.from_iterable(map(pick, rows[start : start + size])))
+        picked = list(map(pick, rows)) if len(columns) < len(_COLUMNS) else rows
+        for sql, flat in _multi_row(f"{head}{names}) ", one, "", picked, len(columns)):
             if returning:
                 cursor.execute(sql + " RETURNING id", flat)
                 ids = [r[0] for r in cursor.fetchall()]
@@ -423,16 +430,9 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
         cursor.close()
 
 
-#: Parameters per SQLite statement (it allows 32,766).
-_PARAMS_PER_STATEMENT = 30_000
-
-
 def sqlite_many(cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``cursor.executemany(sql, rows)`` for SQLite, as multi-row statements: ``sql`` has
-    one ``VALUES (?, ...)`` group, repeated here for up to 30,000 parameters at a time.
-    Each execution of a statement releases and takes back the GIL, and taking it back
-    waits for whatever else the process is doing: one statement for thousands of rows
-    instead of one per row."""
+    """``cursor.executemany(sql, rows)`` for SQLite, as multi-row statements (see
+    :func:`_multi_row`): ``sql`` has one ``VALUES (?, ...)`` group."""
     if not rows:
         return
     width = len(rows[0])
@@ -441,17 +441,8 @@ def sqlite_many(cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     if not found or width == 0:
         cursor.executemany(sql, rows)
         return
-    per = max(1, _PARAMS_PER_STATEMENT // width)
-    full = None
-    for start in range(0, len(rows), per):
-        part = rows[start : start + per]
-        if len(part) == per and full is not None:
-            statement = full
-        else:
-            statement = head + "VALUES " + ", ".join([one] * len(part)) + tail
-            if len(part) == per:
-                full = statement
-        cursor.execute(statement, list(itertools.chain.from_iterable(part)))
+    for statement, flat in _multi_row(head, one, tail, rows, width):
+        cursor.execute(statement, flat)
 
 
 def _compile_upsert(conn: Connection, table: sa.Table, columns: list[str], key: str,
@@ -679,4 +670,4 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
 WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
 
 __all__ = ["WRITE_HOOKS", "Columns", "Prepared", "PreparedHook", "WriteHook", "WriteResult",
-           "event_columns", "event_row", "from_us", "prepare", "write", "write_prepared"]
+           "event_columns", "from_us", "prepare", "write", "write_prepared"]
