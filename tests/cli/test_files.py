@@ -9,10 +9,9 @@ from click.testing import CliRunner
 
 from portolan.cli import _load
 from portolan.cli.app import main
-from portolan.cli.files import count_file
 from portolan.formats.base import CountingParser, ParseContext
 from portolan.formats.sshd import SshdParser
-from portolan.sources.lines import LINE_MAX, READ_BYTES, LineStats, read_events
+from portolan.sources.lines import LINE_MAX, READ_BYTES, LineStats, count_lines, read_events
 
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
@@ -49,7 +48,7 @@ def test_counting_gives_the_figures_of_the_events(tmp_path: Path) -> None:
     for final_newline in (True, False):
         log = awkward_log(tmp_path / "auth.log", final_newline)
         counted, read = LineStats(), LineStats()
-        count_file(log, parser(), counted)
+        count_lines(log, parser(), counted)
         events = [e for b in read_events(log, parser(), "s", read, ids=False) for e in b]
         assert counted == read
         assert read.events == len(events)

@@ -26,14 +26,7 @@ from portolan.formats.base import FORMATS, CountingParser, FormatSpec, ParseCont
 from portolan.pipeline import PipelineStats
 from portolan.runtime import Runtime
 from portolan.sources.base import Emitter
-from portolan.sources.lines import (
-    LINE_MAX,
-    READ_BYTES,
-    FileOnceSource,
-    LineStats,
-    open_binary,
-    read_events,
-)
+from portolan.sources.lines import FileOnceSource, LineStats, count_lines, read_events
 from portolan.text import printable
 
 format_option = click.option(
@@ -164,7 +157,7 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
     parser = sctx.parser(spec.name, path.name) if spec.make_parser is not None else None
     with _reading_gc():
         if not as_json and isinstance(parser, CountingParser):
-            count_file(path, parser, stats)  # the summary needs no event made
+            count_lines(path, parser, stats)  # the summary needs no event made
         else:
             # the summary counts events: only the JSON lines show their ids
             for batch in _batches(rt, spec, path, stats, parser, ids=as_json):
@@ -208,45 +201,6 @@ def _reading_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
-
-
-def count_file(path: Path, parser: CountingParser, stats: LineStats) -> None:
-    """The figures of :func:`~portolan.sources.lines.read_events` (without ids) for a
-    parser that counts: the same lines, cut and decoded the same way, and the same counts,
-    without events. The lines of a chunk are decoded together: UTF-8 never continues a
-    character across a newline, so the text is that of each line decoded alone."""
-    count = parser.count_events
-    read = matched = ignored = found = 0
-    try:
-        with open_binary(path) as f:
-            while raws := f.readlines(READ_BYTES):
-                read += len(raws)
-                if max(map(len, raws)) > LINE_MAX:  # cut as the line feeder cuts them
-                    stats.too_long += sum(len(raw) > LINE_MAX for raw in raws)
-                    lines = [raw[:LINE_MAX].decode("utf-8", "replace").rstrip("\r\n")
-                             for raw in raws]
-                else:
-                    text = b"".join(raws).decode("utf-8", "replace")
-                    lines = text.split("\n")
-                    if not lines[-1]:  # after the last newline
-                        lines.pop()
-                    if "\r" in text:
-                        lines = [line.rstrip("\r") for line in lines]
-                for line in lines:
-                    n = count(line)
-                    if n:
-                        matched += 1
-                        found += n
-                    elif n is None and line.strip():
-                        stats.note_unmatched(line)
-                    else:
-                        ignored += 1
-            found += len(parser.finish())
-    finally:
-        stats.lines += read
-        stats.matched += matched
-        stats.ignored += ignored
-        stats.events += found
 
 
 def _batches(rt: Runtime, spec: FormatSpec, path: Path, stats: LineStats,

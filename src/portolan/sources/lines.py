@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from portolan.event import Event, make_id
-from portolan.formats.base import Parser
+from portolan.formats.base import CountingParser, Parser
 from portolan.sources.base import Emitter, SourceContext
 
 #: How much of the first line identifies a file.
@@ -81,6 +81,13 @@ class LineStats:
         self.unmatched += 1
         if line in self.unmatched_lines or len(self.unmatched_lines) < UNMATCHED_KEEP:
             self.unmatched_lines[line[:500]] += 1
+
+    def tally(self, lines: int, matched: int, ignored: int, events: int) -> None:
+        """Add what a reader counted in its own variables (a loop over every line)."""
+        self.lines += lines
+        self.matched += matched
+        self.ignored += ignored
+        self.events += events
 
     def add(self, other: LineStats) -> None:
         self.lines += other.lines
@@ -156,10 +163,7 @@ class LineFeeder:
                         h.update(f"{offset}\x1f{index}".encode("utf-8", "surrogatepass"))
                         event.id = h.hexdigest()
         finally:
-            stats.lines += read
-            stats.matched += matched
-            stats.ignored += ignored
-            stats.events += found
+            stats.tally(read, matched, ignored, found)
         return out
 
     def finish(self) -> list[Event]:
@@ -208,6 +212,45 @@ def read_events(
             yield batch
         if progress is not None:
             progress(max(0, path.stat().st_size - done))
+
+
+def count_lines(path: Path, parser: CountingParser, stats: LineStats) -> None:
+    """The figures of :func:`read_events` (without ids) for a parser that counts: the
+    same lines, cut and decoded as :class:`LineFeeder` does (:func:`decode_line`), and
+    the same counts, without events. The lines of a chunk are decoded together: UTF-8
+    never continues a character across a newline, so the text is that of each line
+    decoded alone. (A change to how lines are cut or decoded goes in both places; a test
+    holds them equal.)"""
+    count = parser.count_events
+    read = matched = ignored = found = 0
+    try:
+        with open_binary(path) as f:
+            while raws := f.readlines(READ_BYTES):
+                read += len(raws)
+                if max(map(len, raws)) > LINE_MAX:  # cut as the line feeder cuts them
+                    stats.too_long += sum(len(raw) > LINE_MAX for raw in raws)
+                    lines = [raw[:LINE_MAX].decode("utf-8", "replace").rstrip("\r\n")
+                             for raw in raws]
+                else:
+                    text = b"".join(raws).decode("utf-8", "replace")
+                    lines = text.split("\n")
+                    if not lines[-1]:  # after the last newline
+                        lines.pop()
+                    if "\r" in text:
+                        lines = [line.rstrip("\r") for line in lines]
+                for line in lines:
+                    n = count(line)
+                    if n:
+                        matched += 1
+                        found += n
+                    elif n is None and line.strip():
+                        stats.note_unmatched(line)
+                    else:
+                        ignored += 1
+            found += len(parser.finish())
+    finally:
+        stats.tally(read, matched, ignored, found)
+
 
 
 class FileOnceSource:
