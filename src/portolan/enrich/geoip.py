@@ -552,24 +552,25 @@ class GeoEnricher:
         self.cache.hits += hits
         if later:
             invalid += self._enrich_later(later, later_ips)
-        if invalid:
-            self.counters["geoip_invalid"] += invalid
-            self.geoip.stats.invalid += invalid
+        self._invalid(invalid)
 
     def _enrich_uncached(self, events: list[Event]) -> None:
         """Enrich the events without asking the cache (it answers almost nothing now)."""
+        # (two comprehensions: cheaper than one of (event, address) pairs taken apart)
         todo = [ev for ev in events if ev.geo_db is None and ev.country is None]
         ips = [ip for ev in todo
                if (ip := ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
         if len(ips) < len(todo):  # some without an address
             todo = [ev for ev in todo
                     if (ev.dst_ip if ev.direction == "outbound" else ev.src_ip) is not None]
-        if not ips:
-            return
-        invalid = _write_columns(todo, self.geoip.lookup_columns(ips))
-        if invalid:
-            self.counters["geoip_invalid"] += invalid
-            self.geoip.stats.invalid += invalid
+        if ips:
+            self._invalid(_write_columns(todo, self.geoip.lookup_columns(ips)))
+
+    def _invalid(self, count: int) -> None:
+        """Count addresses that did not parse."""
+        if count:
+            self.counters["geoip_invalid"] += count
+            self.geoip.stats.invalid += count
 
     def _enrich_later(self, events: list[Event], ips: list[str]) -> int:
         """Enrich the events whose address the young generation does not hold; how many
