@@ -242,13 +242,14 @@ def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
 _PARAMS_PER_STATEMENT = 30_000
 
 
-def _multi_row(head: str, one: str, tail: str, rows: Sequence[Sequence[Any]],
-               width: int) -> Iterator[tuple[str, list[Any]]]:
+def _multi_row(head: str, one: str, tail: str, rows: Sequence[Sequence[Any]], width: int,
+               pick: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
+               ) -> Iterator[tuple[str, list[Any]]]:
     """``head`` + ``VALUES`` + ``one`` repeated for as many of ``rows`` as fit in
     :data:`_PARAMS_PER_STATEMENT` parameters + ``tail``, with those rows' values in one
     list: one statement, and one step of the database, for thousands of rows (each step
     releases and takes back the GIL, and taking it back waits for the rest of the
-    process). Rows have ``width`` values."""
+    process). Rows have ``width`` values, or ``pick`` takes that many from each."""
     per = max(1, _PARAMS_PER_STATEMENT // width)
     full = ""
     for start in range(0, len(rows), per):
@@ -259,7 +260,7 @@ def _multi_row(head: str, one: str, tail: str, rows: Sequence[Sequence[Any]],
             sql = head + "VALUES " + ",".join([one] * len(part)) + tail
             if len(part) == per:
                 full = sql
-        yield sql, list(itertools.chain.from_iterable(part))
+        yield sql, list(itertools.chain.from_iterable(part if pick is None else map(pick, part)))
 
 
 def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) -> set[str] | None:
@@ -316,8 +317,7 @@ def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
         one = "(" + ",".join([mark] * len(columns)) + ")"
         pick = operator.itemgetter(*columns) if len(columns) > 1 else (
             lambda row, i=columns[0]: (row[i],))
-        picked = list(map(pick, rows)) if len(columns) < len(_COLUMNS) else rows
-        for sql, flat in _multi_row(f"{head}{names}) ", one, "", picked, len(columns)):
+        for sql, flat in _multi_row(f"{head}{names}) ", one, "", rows, len(columns), pick):
             if returning:
                 cursor.execute(sql + " RETURNING id", flat)
                 ids = [r[0] for r in cursor.fetchall()]
