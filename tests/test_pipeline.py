@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import sys
 
 import pytest
 
 from portolan.event import Event, make_id
-from portolan.pipeline import Pipeline, PipelineStats
+from portolan.pipeline import SWITCH_INTERVAL, Pipeline, PipelineStats
 from portolan.sources.base import Emitter
 from tests.waiting import eventually
 
@@ -310,3 +311,18 @@ async def test_a_batch_that_cannot_be_prepared_is_written_plainly() -> None:
     assert sink.plain_writes == 1
     assert stats.failures["sink preparing prepare"] == 1
 
+
+async def test_the_switch_interval_is_short_while_running_and_restored_after() -> None:
+    seen: list[float] = []
+
+    class Look:
+        name = "look"
+
+        async def run(self, out: Emitter) -> None:
+            seen.append(sys.getswitchinterval())
+            await out.emit(events(1))
+
+    before = sys.getswitchinterval()
+    await Pipeline([Look()], [], [MemorySink()]).run()
+    assert seen == [min(before, SWITCH_INTERVAL)] and seen[0] < 0.005
+    assert sys.getswitchinterval() == before

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from portolan.sources.base import Checkpoint, Source
 log = logging.getLogger(__name__)
 
 _END: Any = object()
+#: The longest a thread waits for the GIL while a pipeline runs, in seconds.
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -105,6 +108,18 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event | None = None) -> PipelineStats:
         """Run until every source is exhausted or ``stop`` is set; then drain and close."""
+        # The store works in a thread, mostly in the database's own code without the GIL;
+        # each time it needs the GIL back it waits until the event loop's thread lets go,
+        # at most the switch interval (5 ms by default): shorter, so that it does not sit
+        # idle behind a busy parser.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
+        try:
+            return await self._run(stop)
+        finally:
+            sys.setswitchinterval(switch)
+
+    async def _run(self, stop: asyncio.Event | None) -> PipelineStats:
         for sink in [*self.durable, *self.side]:
             start = getattr(sink, "start", None)
             if start is not None:  # optional: sinks with work left from an earlier run
