@@ -203,6 +203,26 @@ def test_prepared_batches_all_new(store: Store) -> None:
                                       int(parts[2][8].ts.timestamp() * 1e6))
 
 
+def test_a_batch_is_one_transaction(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events and what the hooks write commit together: when a hook fails, none of
+    the batch is stored, and writing it again counts every event (a SQLite savepoint
+    must not commit the events on their own)."""
+    from portolan.store import WRITE_HOOKS
+
+    def broken(_conn: object, _events: object, _now: int) -> None:
+        raise RuntimeError("hook failed")
+
+    batch = [ev(i) for i in range(20)]
+    monkeypatch.setattr("portolan.store.writer.WRITE_HOOKS", [*WRITE_HOOKS, broken])
+    with pytest.raises(RuntimeError, match="hook failed"):
+        store.write(batch)
+    assert store.count() == 0
+    monkeypatch.undo()
+    assert store.write(batch).stored == 20
+    ips, _ = _tables(store)
+    assert sum(row[2] for row in ips.values()) == 20
+
+
 def test_postgresql_compares_ids_and_addresses_bytewise(postgres_url: str) -> None:
     """SQLite compares bytes already; MariaDB keeps its own collation."""
     store = Store(postgres_url)

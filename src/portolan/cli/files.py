@@ -17,6 +17,7 @@ from portolan.cli.app import main
 from portolan.cli.common import (
     db_option,
     json_option,
+    log,
     report_counts,
     run_until_signal,
     runtime,
@@ -26,6 +27,7 @@ from portolan.formats.base import FORMATS, CountingParser, FormatSpec, ParseCont
 from portolan.pipeline import PipelineStats
 from portolan.runtime import Runtime
 from portolan.sources.base import Emitter
+from portolan.sources.forked import ForkedFilesSource, can_fork
 from portolan.sources.lines import FileOnceSource, LineStats, count_lines, read_events
 from portolan.text import printable
 
@@ -77,13 +79,18 @@ def _progress(paths: list[Path], enabled: bool) -> AbstractContextManager[Any]:
               "else the host name).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on a terminal.")
+@click.option("--fork/--no-fork", "fork", default=True, show_default=True,
+              help="Parse in a second process, beside the one that enriches and stores "
+                   "(where the system can fork and has a second core).")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url: str | None,
-           sensor: str | None, progress: bool) -> None:
+           sensor: str | None, progress: bool, fork: bool) -> None:
     """Import FILEs through the whole pipeline (parse, enrich, store), then summarise.
 
     Importing the same file twice stores nothing twice: event ids come from the file's
     content and the position of each line. Rotated .gz files are read as they are.
+    Files of a line format are parsed in a second process (see --fork), one after the
+    other.
     """
     paths = _check_files(files)
     rt = runtime(ctx, db_url, sensor)
@@ -93,7 +100,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url:
     started = time.perf_counter()
     with _progress(paths, progress) as bar:
         update: Callable[[int], None] | None = bar.update if bar is not None else None
-        sources = [_file_source(rt, spec, p, stats, update) for p in paths]
+        sources = _file_sources(rt, spec, paths, stats, update, fork)
 
         pipeline = rt.pipeline(sources, rt.sinks(live=False))
 
@@ -116,13 +123,20 @@ def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url:
     report_counts(rt, pstats)
 
 
-def _file_source(rt: Runtime, spec: FormatSpec, path: Path, stats: LineStats,
-                 progress: Callable[[int], None] | None) -> Any:
+def _file_sources(rt: Runtime, spec: FormatSpec, paths: list[Path], stats: LineStats,
+                  progress: Callable[[int], None] | None, fork: bool) -> list[Any]:
     ctx = rt.source_context()
-    if spec.make_parser is not None:
-        return FileOnceSource(path, ctx.parser(spec.name, path.name), ctx, stats, progress)
-    pctx = ParseContext(sensor=ctx.sensor, source=path.name, now=ctx.now, counters=ctx.counters)
-    return WholeFileSource(path, spec, pctx)
+    if spec.make_parser is None:
+        return [WholeFileSource(path, spec, ParseContext(
+            sensor=ctx.sensor, source=path.name, now=ctx.now, counters=ctx.counters))
+            for path in paths]
+    parsers = [(path, ctx.parser(spec.name, path.name)) for path in paths]
+    if fork and can_fork():
+        source = ForkedFilesSource(parsers, ctx.sensor, stats, ctx.counters, progress)
+        source.start()  # now, before the pipeline starts threads
+        log.debug("%d file(s) parsed in process %d", len(paths), source.pid)
+        return [source]
+    return [FileOnceSource(path, parser, ctx, stats, progress) for path, parser in parsers]
 
 
 @main.command()

@@ -138,7 +138,7 @@ class Store:
 
     def prepare(self, events: Sequence[Event]) -> Prepared:
         """What :meth:`write_prepared` needs, made without the database (any thread)."""
-        return prepare(events, shapes=self.dialect != "postgresql")
+        return prepare(events, dialect=self.dialect)
 
     def write_prepared(self, parts: Sequence[Prepared]) -> WriteResult:
         """Store prepared batches in one transaction; ids already stored are skipped."""

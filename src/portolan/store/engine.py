@@ -80,6 +80,7 @@ def create(url: URL) -> Engine:
             pool_size=4,
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600)
 
@@ -94,6 +95,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Python's sqlite3 opens a transaction only before INSERT, UPDATE and DELETE, so a
+    # SAVEPOINT before them would start (and its RELEASE commit) a transaction of its
+    # own. SQLAlchemy's transactions are made real instead: BEGIN when one begins.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def explain(exc: BaseException, where: str) -> StoreError:

@@ -142,43 +142,45 @@ def _labels(table: Columns) -> dict[str, dict[str, str]]:
     }
 
 
-def _groups(buckets: list[int], services: Sequence[str]) -> dict[tuple[int, str], list[int] | None]:
-    """Positions of the events of each (bucket, service); ``None`` stands for all of them
-    (the usual batch: one service, one bucket)."""
-    if len(set(buckets)) == 1 and len(set(services)) == 1:
-        return {(buckets[0], services[0]): None}
-    groups: dict[tuple[int, str], list[int] | None] = {}
-    for i, key in enumerate(zip(buckets, services, strict=True)):
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [i]
-        else:
-            group.append(i)
-    return groups
+Part = tuple[Sequence[Event], Columns]
+"""A batch, and the same batch as the events table's columns."""
 
 
 def aggregate(events: Sequence[Event], table: Columns | None = None) -> Rows:
-    """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label].
+    """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label]."""
+    return aggregate_parts([(events, event_columns(events) if table is None else table)])
 
-    Events are grouped by (bucket, service) first, then each dimension's values are
-    counted per group with :class:`collections.Counter` over plain values (no tuple per
-    event), which keeps the cost per event small."""
-    if not events:
+
+def aggregate_parts(parts: Sequence[Part]) -> Rows:
+    """The rollup rows that batches written together add (see :func:`aggregate`).
+
+    Counted over all the batches at once: a batch of a file read back spans hours, and
+    makes a row per minute and dimension; the batches written together share most of
+    those rows. The events are grouped by (bucket, service) first; then each dimension's
+    values are counted per group with :class:`collections.Counter` over plain values (no
+    tuple per event), one pass in C. Values become items (text, cut) once per distinct
+    value."""
+    parts = [(events, table) for events, table in parts if table.count]
+    if not parts:
         return {}
-    if table is None:
-        table = event_columns(events)
-    seconds = [us // 1_000_000 for us in table.values[_COL["ts"]]]
-    minutes = [t - t % MINUTE for t in seconds]
-    hours = [t - t % HOUR for t in seconds]
-    columns = _raw_columns(events, table)
-    labels = _labels(table)
-    services = columns["service"]
-    by_first = {MINUTE: _groups(minutes, services), HOUR: _groups(hours, services)}
-    out: dict[tuple[int, str, int, str, str], list[Any]] = {}
+    labels: dict[str, dict[str, str]] = {"country": {}, "asn": {}, "city": {}}
+    raw: dict[str, list[Any]] = {name: [] for name in DIMS}
+    stamps: list[int] = []
+    for events, table in parts:
+        stamps += table.values[_COL["ts"]]
+        for name, column in _raw_columns(events, table).items():
+            raw[name] += column
+        for name, found in _labels(table).items():
+            labels[name].update(found)
+    seconds = [us // 1_000_000 for us in stamps]
+    services = raw["service"]
+    by_first = {MINUTE: _groups([t - t % MINUTE for t in seconds], services),
+                HOUR: _groups([t - t % HOUR for t in seconds], services)}
+    out: Rows = {}
     for dim in DIMS.values():
         first = dim.grains[0]
         named = labels.get(dim.name, {})
-        column = columns[dim.name]
+        column = raw[dim.name]
         counted: collections.Counter[tuple[int, str, str]] = collections.Counter()
         for (bucket, service), positions in by_first[first].items():
             if positions is None:
@@ -199,6 +201,21 @@ def aggregate(events: Sequence[Event], table: Columns | None = None) -> Rows:
             for (bucket, service, item), n in level.items():
                 out[(grain, dim.name, bucket, service, item)] = [n, named.get(item)]
     return out
+
+
+def _groups(buckets: list[int], services: Sequence[str]) -> dict[tuple[int, str], list[int] | None]:
+    """Positions of the events of each (bucket, service); ``None`` stands for all of them
+    (the usual batch of a live source: one service, one bucket)."""
+    if len(set(buckets)) == 1 and len(set(services)) == 1:
+        return {(buckets[0], services[0]): None}
+    groups: dict[tuple[int, str], list[int] | None] = {}
+    for i, key in enumerate(zip(buckets, services, strict=True)):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [i]
+        else:
+            group.append(i)
+    return groups
 
 
 _UPSERT = {
@@ -259,28 +276,21 @@ def _add_postgresql(conn: Connection, values: list[tuple[Any, ...]]) -> None:
         cur.execute("DELETE FROM portolan_rollups_in")
 
 
-def merge(parts: Sequence[Rows]) -> Rows:
-    """The rows of batches written together: counts added, the newest label kept."""
-    out: Rows = {}
-    for part in parts:
-        for key, (n, label) in part.items():
-            row = out.get(key)
-            if row is None:
-                out[key] = [n, label]
-            else:
-                row[0] += n
-                if label is not None:
-                    row[1] = label
-    return out
+def _keep(events: Sequence[Event], table: Columns) -> list[Part]:
+    return [(events, table)]
 
 
-def _apply(conn: Connection, rows: Rows, _now_us: int) -> None:
-    add(conn, rows)
+def _join(parts: Sequence[list[Part]]) -> list[Part]:
+    return [part for batches in parts for part in batches]
 
 
-update_rollups = PreparedHook(aggregate, merge, _apply)
-"""The write hook: adds the batch's new events to the rollups (counted ahead of the
-write, see :class:`~portolan.store.writer.PreparedHook`)."""
+def _apply(conn: Connection, parts: list[Part], _now_us: int) -> None:
+    add(conn, aggregate_parts(parts))
+
+
+update_rollups = PreparedHook(_keep, _join, _apply)
+"""The write hook: adds the batch's new events to the rollups, counted when the batches
+written together are known (see :func:`aggregate_parts`)."""
 
 WRITE_HOOKS.append(update_rollups)
 

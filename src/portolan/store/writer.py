@@ -92,6 +92,16 @@ class Columns:
     values: list[Sequence[Any]]
     count: int
     _shapes: list[Shape] | None = field(default=None, init=False, repr=False)
+    _inserts: dict[bool, list[tuple[str, list[Any]]]] = field(
+        default_factory=dict, init=False, repr=False)
+
+    def inserts(self, sqlite: bool) -> list[tuple[str, list[Any]]]:
+        """The multi-row ``INSERT ... IGNORE`` statements of these rows (SQLite's, else
+        MariaDB's), each with its values: made once, then kept (see :func:`prepare`)."""
+        found = self._inserts.get(sqlite)
+        if found is None:
+            found = self._inserts[sqlite] = list(_insert_statements(self, sqlite))
+        return found
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """Every row, as a tuple of all the columns."""
@@ -171,10 +181,11 @@ class Prepared:
     """What each :class:`PreparedHook` (by ``id``) computed for all of ``events``."""
 
 
-def prepare(events: Sequence[Event], *, shapes: bool = True) -> Prepared:
+def prepare(events: Sequence[Event], *, dialect: str = "sqlite") -> Prepared:
     """The work of writing ``events`` that needs no connection (pure; safe to run in any
-    thread while another batch is being written). ``shapes``: the rows grouped for
-    multi-row INSERTs too (not needed by PostgreSQL's COPY)."""
+    thread while another batch is being written). For SQLite and MariaDB (``dialect``
+    ``sqlite``, ``mysql`` or ``mariadb``) that includes the INSERT statements and their
+    values (PostgreSQL's COPY needs none)."""
     if len({e.id for e in events}) == len(events):
         batch = list(events)
     else:
@@ -183,8 +194,8 @@ def prepare(events: Sequence[Event], *, shapes: bool = True) -> Prepared:
             unique.setdefault(event.id, event)
         batch = list(unique.values())
     columns = event_columns(batch)
-    if shapes:
-        columns.shapes()
+    if dialect != "postgresql":
+        columns.inserts(dialect == "sqlite")
     prepared = Prepared(batch, len(events), columns)
     for hook in WRITE_HOOKS:
         if isinstance(hook, PreparedHook):
@@ -304,30 +315,34 @@ def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) ->
 
 def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
              new: set[str] | None = None) -> int:
-    """The multi-row ``INSERT ... IGNORE`` statements of :func:`_insert_generic`; returns
-    how many rows went in, and adds their ids to ``new`` with ``returning``."""
-    if not part.count:
-        return 0
+    """Run the multi-row ``INSERT ... IGNORE`` statements of :func:`_insert_generic`;
+    returns how many rows went in, and adds their ids to ``new`` with ``returning``."""
+    inserted = 0
+    for sql, flat in part.inserts(sqlite):
+        if returning:
+            cursor.execute(sql + " RETURNING id", flat)
+            ids = [r[0] for r in cursor.fetchall()]
+            assert new is not None
+            new.update(ids)
+            inserted += len(ids)
+        else:
+            cursor.execute(sql, flat)
+            inserted += cursor.rowcount
+    return inserted
+
+
+def _insert_statements(part: Columns, sqlite: bool) -> Iterator[tuple[str, list[Any]]]:
+    """The statements of :meth:`Columns.inserts`: one per shape of row (see
+    :meth:`Columns.shapes`) and 30,000 values."""
     mark = "?" if sqlite else "%s"
     quote = '"' if sqlite else "`"
     head = "INSERT OR IGNORE INTO events (" if sqlite else "INSERT IGNORE INTO events ("
-    inserted = 0
     for columns, rows in part.shapes():
         names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
         one = "(" + ",".join([mark] * len(columns)) + ")"
         pick = operator.itemgetter(*columns) if len(columns) > 1 else (
             lambda row, i=columns[0]: (row[i],))
-        for sql, flat in _multi_row(f"{head}{names}) ", one, "", rows, len(columns), pick):
-            if returning:
-                cursor.execute(sql + " RETURNING id", flat)
-                ids = [r[0] for r in cursor.fetchall()]
-                assert new is not None
-                new.update(ids)
-                inserted += len(ids)
-            else:
-                cursor.execute(sql, flat)
-                inserted += cursor.rowcount
-    return inserted
+        yield from _multi_row(f"{head}{names}) ", one, "", rows, len(columns), pick)
 
 
 _PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
