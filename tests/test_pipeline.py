@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import gc
 import sys
 
 import pytest
 
 from portolan.event import Event, make_id
-from portolan.pipeline import SWITCH_INTERVAL, Pipeline, PipelineStats
+from portolan.pipeline import GC_THRESHOLD, SWITCH_INTERVAL, Pipeline, PipelineStats
 from portolan.sources.base import Emitter
 from tests.waiting import eventually
 
@@ -326,3 +327,22 @@ async def test_the_switch_interval_is_short_while_running_and_restored_after() -
     await Pipeline([Look()], [], [MemorySink()]).run()
     assert seen == [min(before, SWITCH_INTERVAL)] and seen[0] < 0.005
     assert sys.getswitchinterval() == before
+
+
+async def test_the_collector_runs_less_often_while_running_and_as_before_after() -> None:
+    """What exists when a pipeline starts is frozen (never collected while it runs), and
+    the youngest generation is collected after GC_THRESHOLD allocations, not 700."""
+    seen: list[tuple[int, int]] = []
+
+    class Look:
+        name = "look"
+
+        async def run(self, out: Emitter) -> None:
+            seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+            await out.emit(events(1))
+
+    before = gc.get_threshold()
+    await Pipeline([Look()], [], [MemorySink()]).run()
+    assert seen[0][0] == GC_THRESHOLD != before[0]
+    assert seen[0][1] > 1000  # the modules, functions and classes loaded so far
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

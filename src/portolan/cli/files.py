@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from portolan.cli.common import (
 )
 from portolan.event import Event, encode_lines
 from portolan.formats.base import FORMATS, CountingParser, FormatSpec, ParseContext, Parser
-from portolan.pipeline import PipelineStats
+from portolan.pipeline import PipelineStats, fewer_collections
 from portolan.runtime import Runtime
 from portolan.sources.base import Emitter
 from portolan.sources.forked import ForkedFilesSource, can_fork
@@ -107,8 +106,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], format_name: str, db_url:
         async def go(stop: asyncio.Event) -> PipelineStats:
             return await pipeline.run(stop)
 
-        with _reading_gc():
-            pstats = run_until_signal(go)
+        pstats = run_until_signal(go)
     elapsed = time.perf_counter() - started
     rt.close()
     stored = pstats.extra.get("stored", 0)
@@ -169,7 +167,7 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
     started = time.perf_counter()
     out = sys.stdout.buffer
     parser = sctx.parser(spec.name, path.name) if spec.make_parser is not None else None
-    with _reading_gc():
+    with fewer_collections():
         if not as_json and isinstance(parser, CountingParser):
             count_lines(path, parser, stats)  # the summary needs no event made
         else:
@@ -199,22 +197,6 @@ def parse(ctx: click.Context, file: str | None, format_name: str | None, as_json
         click.echo(f"{path}: {stats.events} events in {elapsed:.2f} s")
     for reason, count in sctx.counters.most_common():
         click.echo(f"  {reason}: {count}")
-
-
-@contextmanager
-def _reading_gc() -> Iterator[None]:
-    """While whole files are read (parse, ingest): the garbage collector leaves aside what
-    exists already (modules, the config, the GeoIP tables) and runs less often. Parsing
-    makes a great many short-lived objects that reference counting frees, and every
-    collection would look at them, and at the batches on their way to the store."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(10_000, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def _batches(rt: Runtime, spec: FormatSpec, path: Path, stats: LineStats,

@@ -32,6 +32,7 @@ import msgspec
 
 from portolan.event import Event
 from portolan.formats.base import Parser
+from portolan.pipeline import fewer_collections
 from portolan.sources.base import Emitter
 from portolan.sources.lines import LineStats, read_events
 
@@ -190,10 +191,11 @@ def _child(conn: Connection, files: list[tuple[Path, Parser]], sensor: str,
 
     error = None
     try:
-        for path, parser in files:
-            for batch in read_events(path, parser, sensor, stats, progress=progress):
-                conn.send_bytes(encode(_Batch(batch, read, numbers())))
-                read = 0
+        with fewer_collections():
+            for path, parser in files:
+                for batch in read_events(path, parser, sensor, stats, progress=progress):
+                    conn.send_bytes(encode(_Batch(batch, read, numbers())))
+                    read = 0
     except BrokenPipeError:  # the parent is gone or stopped reading
         return
     except Exception:
