@@ -113,6 +113,12 @@ def test_per_ip_only_when_asked(tmp_path: Path) -> None:
         == 1007
 
 
+def test_only_where_a_server_shows_the_metrics(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    assert any(s.name == "capture_metrics" for s in rt.sinks())
+    assert not any(s.name == "capture_metrics" for s in rt.sinks(live=False))
+
+
 def test_turned_off(tmp_path: Path) -> None:
     rt = _runtime(tmp_path, metrics=False)
     assert SINKS.get("capture_metrics").make(rt) is None

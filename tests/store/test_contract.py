@@ -157,16 +157,19 @@ def test_attacker_text_is_data(store: Store) -> None:
 
 
 def _tables(store: Store) -> tuple[dict[str, tuple[int, int, int, int, str | None]],
-                                   dict[object, int]]:
-    """The addresses table (first/last seen, events, failures, country) and the rollup
-    counts by country, as a test compares them."""
+                                   dict[object, int], dict[str, tuple[int, int]]]:
+    """The addresses table (first/last seen, events, failures, country), the rollup
+    counts by country and the sensors table (events, newest event), as a test compares
+    them."""
     from portolan.store import rollups, schema
 
     with store.connect() as conn:
         ips = {r.ip: (r.first_seen, r.last_seen, r.events, r.failures, r.country)
                for r in conn.execute(sa.select(schema.ips))}
         counted = rollups.counts(conn, "country", EventFilter(), limit=100)
-    return ips, {k: n for k, _label, n in counted.top}
+        sensors = {r.name: (r.events, r.last_event_ts)
+                   for r in conn.execute(sa.select(schema.sensors))}
+    return ips, {k: n for k, _label, n in counted.top}, sensors
 
 
 def test_prepared_batches_written_together_count_as_written_apart(
@@ -174,7 +177,7 @@ def test_prepared_batches_written_together_count_as_written_apart(
     """The pipeline's group commit: batches prepared one by one (rows and counts made
     ahead), then written in one transaction, leave every table as writing them one by
     one does; an event in two of them, or stored already, is counted once."""
-    first = [ev(i, country=["NL", "DE", None][i % 3]) for i in range(30)]
+    first = [ev(i, country=["NL", "DE", None][i % 3], sensor=f"s{i % 2}") for i in range(30)]
     second = [ev(i, country="FR", action="auth_success") for i in range(25, 60)]
     store.write(first[:5])  # stored already: a replay
     result = store.write_prepared([store.prepare(first), store.prepare(second)])
@@ -196,8 +199,9 @@ def test_prepared_batches_all_new(store: Store) -> None:
     parts = [[ev(i, country="NL") for i in range(k * 10, k * 10 + 10)] for k in range(3)]
     result = store.write_prepared([store.prepare(p) for p in parts])
     assert (result.stored, result.duplicates) == (30, 0)
-    ips, by_country = _tables(store)
+    ips, by_country, sensors = _tables(store)
     assert by_country == {"NL": 30}
+    assert sensors == {"s1": (30, int(parts[2][9].ts.timestamp() * 1e6))}
     assert sum(row[2] for row in ips.values()) == 30
     assert ips["203.0.113.0"][:2] == (int(parts[0][0].ts.timestamp() * 1e6),
                                       int(parts[2][8].ts.timestamp() * 1e6))
@@ -219,8 +223,9 @@ def test_a_batch_is_one_transaction(store: Store, monkeypatch: pytest.MonkeyPatc
     assert store.count() == 0
     monkeypatch.undo()
     assert store.write(batch).stored == 20
-    ips, _ = _tables(store)
+    ips, _, sensors = _tables(store)
     assert sum(row[2] for row in ips.values()) == 20
+    assert sensors["s1"][0] == 20
 
 
 def test_postgresql_compares_ids_and_addresses_bytewise(postgres_url: str) -> None:

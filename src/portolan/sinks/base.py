@@ -54,8 +54,8 @@ class SinkSpec:
     summary: str
     make: Callable[[Runtime], Sink | None]
     live: bool = False
-    """Feeds only what a server in this process shows live (the stream): left out of
-    one-shot commands such as ``portolan ingest``, where no server runs."""
+    """Feeds only what a server in this process shows live (the stream, ``/metrics``):
+    left out of one-shot commands such as ``portolan ingest``, where no server runs."""
 
 
 #: Every known kind of sink.

@@ -209,6 +209,6 @@ def _collector(runtime: Runtime) -> CaptureCollector | None:
 
 
 SINKS.add("capture_metrics", SinkSpec(
-    "capture_metrics", "counts of captured traffic for /metrics", _sink))
+    "capture_metrics", "counts of captured traffic for /metrics", _sink, live=True))
 COLLECTORS.add("capture", CollectorSpec(
     "capture", "HTTP requests per host and bytes per AS from captured traffic", _collector))

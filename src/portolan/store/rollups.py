@@ -117,11 +117,20 @@ def _raw_columns(events: Sequence[Event], table: Columns) -> dict[str, Sequence[
                [s if d == "inbound" else t for s, d, t in zip(src, direction, dst, strict=True)]),
         "user": v[_COL["user"]],
         "dst_port": v[_COL["dst_port"]],
-        # attributes may hold anything JSON does (lists...): made items at once
-        "host": [_item(a.get("host")) if a else "" for a in attrs] if any(attrs) else blank,
-        "instance": ([_item(a.get("instance")) if a else "" for a in attrs] if any(attrs)
-                     else blank),
+        "host": _attribute(attrs, "host", blank),
+        "instance": _attribute(attrs, "instance", blank),
     }
+
+
+def _attribute(attrs: list[dict[str, Any]], key: str, blank: list[Any]) -> list[Any]:
+    """An attribute of every event, made an item at once (it may hold anything JSON does:
+    a list...); ``blank`` when no event has it."""
+    if not any(attrs):
+        return blank
+    values = [a.get(key) if a else None for a in attrs]
+    if values.count(None) == len(values):
+        return blank
+    return [_item(v) for v in values]
 
 
 def _item(value: Any) -> str:

@@ -577,19 +577,42 @@ update_ips = PreparedHook(_count_ips, _merge_ips, _write_ips)
 """One row per remote address: first/last seen, counts, latest place and network."""
 
 
-def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> None:
-    """Every sensor that reports: last contact, newest event time, event count."""
-    counts = collections.Counter([e.sensor for e in events])
+SensorCounts = dict[str, list[int]]
+"""sensor name -> [events, time of the newest (microseconds)]."""
+
+_SENSOR = FIELDS.index("sensor")
+
+
+def _count_sensors(_events: Sequence[Event], columns: Columns) -> SensorCounts:
+    names, stamps = columns.values[_SENSOR], columns.values[_TS]
+    counts = collections.Counter(names)
     if len(counts) == 1:
-        newest = {next(iter(counts)): max(e.ts for e in events)}
-    else:
-        newest = {}
-        for e in events:
-            if e.sensor not in newest or e.ts > newest[e.sensor]:
-                newest[e.sensor] = e.ts
+        return {names[0]: [len(names), max(stamps)]}
+    newest: dict[str, int] = {}
+    for name, ts in zip(names, stamps, strict=True):
+        if name not in newest or ts > newest[name]:
+            newest[name] = ts
+    return {name: [n, newest[name]] for name, n in counts.items()}
+
+
+def _merge_sensors(parts: Sequence[SensorCounts]) -> SensorCounts:
+    out: SensorCounts = {}
+    for part in parts:
+        for name, (n, newest) in part.items():
+            row = out.get(name)
+            if row is None:
+                out[name] = [n, newest]
+            else:
+                row[0] += n
+                row[1] = max(row[1], newest)
+    return out
+
+
+def _write_sensors(conn: Connection, counts: SensorCounts, now_us: int) -> None:
+    """Every sensor that reports: last contact, newest event time, event count."""
     rows = [{"name": name, "first_seen": now_us, "last_seen": now_us,
-             "last_event_ts": to_us(newest[name]), "events": n, "version": None, "attrs": None}
-            for name, n in counts.items()]
+             "last_event_ts": newest, "events": n, "version": None, "attrs": None}
+            for name, (n, newest) in counts.items()]
     t = schema.sensors
     _upsert(conn, t, rows, "name", lambda x: {
         "last_seen": x.last_seen,
@@ -600,6 +623,10 @@ def update_sensors(conn: Connection, events: Sequence[Event], now_us: int) -> No
                                    x.last_event_ts),
         "events": t.c.events + x.events,
     })
+
+
+update_sensors = PreparedHook(_count_sensors, _merge_sensors, _write_sensors)
+"""One row per sensor: last contact, newest event time, event count."""
 
 
 OPEN_ACTIONS = frozenset({"connect", "auth_success"})
