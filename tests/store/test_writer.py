@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from portolan.event import FIELDS
 from portolan.store.writer import event_columns, prepare
 
@@ -28,7 +32,10 @@ def test_columns_hold_what_the_table_stores() -> None:
 
 def test_shapes_name_only_the_columns_rows_fill() -> None:
     events = [ev(i, country="NL", asn=1136) if i % 3 else ev(i) for i in range(9)]
-    shapes = event_columns(events).shapes()
+    table = event_columns(events)
+    every_row = list(table.rows())
+    shapes = [(columns, [every_row[i] for i in positions] if positions is not None
+               else every_row) for columns, positions in table.shapes()]
     assert sorted(len(rows) for _, rows in shapes) == [3, 6]
     for columns, rows in shapes:
         named = {FIELDS[i] for i in columns}
@@ -47,3 +54,28 @@ def test_prepare_drops_repeated_ids_and_counts_them() -> None:
     assert prepared.events == [a, b]
     assert prepared.received == 3
     assert prepared.columns.count == 2
+
+
+def test_statements_cut_at_the_parameter_limit_keep_every_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of two shapes, cut into statements of a few rows each (the limit made small):
+    every stored row holds the values of its own event."""
+    import sqlite3
+
+    from portolan.store import Store, writer
+
+    monkeypatch.setattr(writer, "_PARAMS_PER_STATEMENT", 40)
+    events = [ev(i, country="NL", asn=1136 + i) if i % 3 else ev(i, user=f"u{i}")
+              for i in range(25)]
+    table = event_columns(events)
+    statements = table.inserts(True)
+    assert len(statements) > 4
+    assert all(len(flat) <= 40 for _, flat in statements)
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.migrate()
+    assert store.write(events).stored == 25
+    store.close()
+    with sqlite3.connect(tmp_path / "p.db") as conn:
+        stored = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, user, country, asn, src_port FROM events")}
+    assert stored == {e.id: (e.user, e.country, e.asn, e.src_port) for e in events}

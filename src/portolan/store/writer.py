@@ -79,8 +79,8 @@ class WriteResult:
     duplicates: int = 0
 
 
-Shape = tuple[tuple[int, ...], list[tuple[Any, ...]]]
-"""Positions of the columns that rows have a value in, and those rows (whole)."""
+Shape = tuple[tuple[int, ...], list[int] | None]
+"""Positions of the columns that rows have a value in, and of those rows (``None``: all)."""
 
 
 @dataclass
@@ -112,29 +112,29 @@ class Columns:
         statements name only those columns: binding ``None`` costs Python's sqlite3
         several times what a number costs, and events without a place leave ten columns
         empty. The columns that no row fills, and those that every row fills, are found
-        by counting; only the others tell rows apart."""
+        by counting; only the others tell rows apart. Rows are given by position
+        (``None``: all of them, the usual batch)."""
         if self._shapes is None:
             n = self.count
             empty = [column.count(None) for column in self.values]
             always = [i for i, k in enumerate(empty) if k == 0]
             sometimes = [i for i, k in enumerate(empty) if 0 < k < n]
-            rows = list(self.rows())
             if not sometimes:
-                self._shapes = [(tuple(always), rows)] if n else []
+                self._shapes = [(tuple(always), None)] if n else []
             else:
-                groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+                groups: dict[tuple[bool, ...], list[int]] = {}
                 keys = zip(*[[v is not None for v in self.values[i]] for i in sometimes],
                            strict=True)
-                for key, row in zip(keys, rows, strict=True):
+                for position, key in enumerate(keys):
                     group = groups.get(key)
                     if group is None:
-                        groups[key] = [row]
+                        groups[key] = [position]
                     else:
-                        group.append(row)
+                        group.append(position)
                 self._shapes = [
                     (tuple(sorted(always + [i for i, has in zip(sometimes, key, strict=True)
-                                            if has])), group)
-                    for key, group in groups.items()]
+                                            if has])), positions)
+                    for key, positions in groups.items()]
         return self._shapes
 
 
@@ -333,16 +333,36 @@ def _inserts(cursor: Any, part: Columns, sqlite: bool, *, returning: bool,
 
 def _insert_statements(part: Columns, sqlite: bool) -> Iterator[tuple[str, list[Any]]]:
     """The statements of :meth:`Columns.inserts`: one per shape of row (see
-    :meth:`Columns.shapes`) and 30,000 values."""
+    :meth:`Columns.shapes`) and 30,000 values. The values of a statement are laid out
+    row after row by slice assignment, a column at a time (no tuple per row)."""
     mark = "?" if sqlite else "%s"
     quote = '"' if sqlite else "`"
     head = "INSERT OR IGNORE INTO events (" if sqlite else "INSERT IGNORE INTO events ("
-    for columns, rows in part.shapes():
+    for columns, positions in part.shapes():
+        width = len(columns)
         names = ",".join(f"{quote}{_COLUMNS[i]}{quote}" for i in columns)
-        one = "(" + ",".join([mark] * len(columns)) + ")"
-        pick = operator.itemgetter(*columns) if len(columns) > 1 else (
-            lambda row, i=columns[0]: (row[i],))
-        yield from _multi_row(f"{head}{names}) ", one, "", rows, len(columns), pick)
+        one = "(" + ",".join([mark] * width) + ")"
+        if positions is None:
+            count, picked = part.count, [part.values[i] for i in columns]
+        else:
+            count = len(positions)
+            pick = operator.itemgetter(*positions) if count > 1 else (
+                lambda column, at=positions[0]: (column[at],))
+            picked = [pick(part.values[i]) for i in columns]
+        per = max(1, _PARAMS_PER_STATEMENT // width)
+        full = ""
+        for start in range(0, count, per):
+            rows = min(per, count - start)
+            flat: list[Any] = [None] * (rows * width)
+            for j, column in enumerate(picked):
+                flat[j::width] = column[start : start + rows]
+            if rows == per and full:
+                sql = full
+            else:
+                sql = f"{head}{names}) VALUES " + ",".join([one] * rows)
+                if rows == per:
+                    full = sql
+            yield sql, flat
 
 
 _PG_COLS = ",".join(f'"{c}"' for c in _COLUMNS)
