@@ -12,7 +12,8 @@ of ``--runs``; the commands compared run in turn, so that they share the machine
   ...``) anywhere in it: what one regex match per line costs in Python, with no header
   read, no state kept and no event made;
 - ``portolan parse --format weblog`` against ``goaccess FILE --log-format=COMBINED -o csv``;
-- ``portolan ingest`` (parse, GeoIP/enrichment, store) into a fresh SQLite database.
+- ``portolan ingest`` (parse, GeoIP/enrichment, store) into a fresh SQLite database,
+  with parsing in a second process (the default) and in one process (``--no-fork``).
 
 Rates are printed per wall-clock second and per CPU second (user + system): on a machine
 shared with other work, the CPU figure is the one that compares tools fairly.
@@ -232,9 +233,11 @@ def ingest_part(work: Path, sshd: Path, web: Path, n: int, runs: int) -> None:
             Path(str(db) + suffix).unlink(missing_ok=True)
 
     for label, path, fmt in (("sshd", sshd, "sshd"), ("weblog", web, "weblog")):
-        took = timed([*PORTOLAN, "ingest", str(path), "--format", fmt, "--db",
-                      f"sqlite:///{db}", "--no-progress"], runs, fresh)
-        row(f"portolan ingest --format {label} (SQLite)", n, took)
+        cmd = [*PORTOLAN, "ingest", str(path), "--format", fmt, "--db", f"sqlite:///{db}",
+               "--no-progress"]
+        forked, alone = timed_together([cmd, [*cmd, "--no-fork"]], runs, fresh)
+        row(f"portolan ingest --format {label} (SQLite)", n, forked)
+        row(f"portolan ingest --format {label} --no-fork", n, alone)
 
 
 if __name__ == "__main__":
