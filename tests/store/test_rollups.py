@@ -187,3 +187,22 @@ def test_attributes_of_any_json_type_are_counted_as_text() -> None:
     instances = {k[4]: v[0] for k, v in rows.items()
                  if k[1] == "instance" and k[0] == rollups.DAY}
     assert instances == {"{'k': None}": 1, "": 5}
+
+
+def test_counted_together_as_one_by_one() -> None:
+    """Batches counted at once give, row for row, the counts of each event added up alone:
+    dimensions with one value for the whole batch (the sensor, an attribute no event has)
+    included, over several minutes, hours and services."""
+    evs = events(600, seed=3)
+    for e in evs:
+        e.sensor, e.attrs = "one", {}
+    expected: collections.Counter[tuple[object, ...]] = collections.Counter()
+    for e in evs:
+        for key in rollups.aggregate([e]):
+            expected[key] += 1
+    parts = [(evs[i:i + 150], rollups.event_columns(evs[i:i + 150]))
+             for i in range(0, len(evs), 150)]
+    got = rollups.aggregate_parts(parts)
+    assert {key: n for key, (n, _label) in got.items()} == dict(expected)
+    assert sum(n for key, (n, _) in got.items() if key[:2] == (rollups.DAY, "sensor")) \
+        == len(evs)

@@ -183,15 +183,22 @@ def aggregate_parts(parts: Sequence[Part]) -> Rows:
             labels[name].update(found)
     seconds = [us // 1_000_000 for us in stamps]
     services = raw["service"]
-    by_first = {MINUTE: _groups([t - t % MINUTE for t in seconds], services),
-                HOUR: _groups([t - t % HOUR for t in seconds], services)}
+    minutes = _groups([t - t % MINUTE for t in seconds], services)
+    by_first = {MINUTE: minutes, HOUR: _coarser(minutes, HOUR)}
     out: Rows = {}
     for dim in DIMS.values():
         first = dim.grains[0]
         named = labels.get(dim.name, {})
         column = raw[dim.name]
+        # one value for every event (the sensor of a file, an attribute no event has):
+        # each group counts its events
+        same = column.count(column[0]) == len(column)
         counted: collections.Counter[tuple[int, str, str]] = collections.Counter()
         for (bucket, service), positions in by_first[first].items():
+            if same:
+                size = len(column) if positions is None else len(positions)
+                counted[(bucket, service, _item(column[0]))] += size
+                continue
             if positions is None:
                 values: Any = column
             elif len(positions) == 1:
@@ -212,12 +219,16 @@ def aggregate_parts(parts: Sequence[Part]) -> Rows:
     return out
 
 
-def _groups(buckets: list[int], services: Sequence[str]) -> dict[tuple[int, str], list[int] | None]:
-    """Positions of the events of each (bucket, service); ``None`` stands for all of them
-    (the usual batch of a live source: one service, one bucket)."""
+Groups = dict[tuple[int, str], list[int] | None]
+"""Positions of the events of each (bucket, service); ``None`` stands for all of them."""
+
+
+def _groups(buckets: list[int], services: Sequence[str]) -> Groups:
+    """The events grouped by (bucket, service); one group of all of them for the usual
+    batch of a live source (one service, one bucket)."""
     if len(set(buckets)) == 1 and len(set(services)) == 1:
         return {(buckets[0], services[0]): None}
-    groups: dict[tuple[int, str], list[int] | None] = {}
+    groups: Groups = {}
     for i, key in enumerate(zip(buckets, services, strict=True)):
         group = groups.get(key)
         if group is None:
@@ -225,6 +236,23 @@ def _groups(buckets: list[int], services: Sequence[str]) -> dict[tuple[int, str]
         else:
             group.append(i)
     return groups
+
+
+def _coarser(groups: Groups, grain: int) -> Groups:
+    """Groups of a coarser grain, made of the finer groups (not of every event again)."""
+    if len(groups) == 1:
+        ((bucket, service), positions), = groups.items()
+        return {(bucket - bucket % grain, service): positions}
+    out: Groups = {}
+    for (bucket, service), positions in groups.items():
+        assert positions is not None
+        key = (bucket - bucket % grain, service)
+        group = out.get(key)
+        if group is None:
+            out[key] = list(positions)
+        else:
+            group += positions
+    return out
 
 
 _UPSERT = {
