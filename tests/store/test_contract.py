@@ -157,10 +157,11 @@ def test_attacker_text_is_data(store: Store) -> None:
 
 
 def _tables(store: Store) -> tuple[dict[str, tuple[int, int, int, int, str | None]],
-                                   dict[object, int], dict[str, tuple[int, int]]]:
+                                   dict[object, int], dict[str, tuple[int, int]],
+                                   dict[str, tuple[object, ...]]]:
     """The addresses table (first/last seen, events, failures, country), the rollup
-    counts by country and the sensors table (events, newest event), as a test compares
-    them."""
+    counts by country, the sensors table (events, newest event) and the sessions table,
+    as a test compares them."""
     from portolan.store import rollups, schema
 
     with store.connect() as conn:
@@ -169,7 +170,9 @@ def _tables(store: Store) -> tuple[dict[str, tuple[int, int, int, int, str | Non
         counted = rollups.counts(conn, "country", EventFilter(), limit=100)
         sensors = {r.name: (r.events, r.last_event_ts)
                    for r in conn.execute(sa.select(schema.sensors))}
-    return ips, {k: n for k, _label, n in counted.top}, sensors
+        sessions = {r.id: (r.start_ts, r.end_ts, r.duration, r.user, r.bytes_in, r.attrs)
+                    for r in conn.execute(sa.select(schema.sessions))}
+    return ips, {k: n for k, _label, n in counted.top}, sensors, sessions
 
 
 def test_prepared_batches_written_together_count_as_written_apart(
@@ -177,8 +180,12 @@ def test_prepared_batches_written_together_count_as_written_apart(
     """The pipeline's group commit: batches prepared one by one (rows and counts made
     ahead), then written in one transaction, leave every table as writing them one by
     one does; an event in two of them, or stored already, is counted once."""
-    first = [ev(i, country=["NL", "DE", None][i % 3], sensor=f"s{i % 2}") for i in range(30)]
-    second = [ev(i, country="FR", action="auth_success") for i in range(25, 60)]
+    first = [ev(i, country=["NL", "DE", None][i % 3], sensor=f"s{i % 2}", session=f"c{i % 4}",
+                action=["connect", "auth_failure", "disconnect"][i % 3],
+                user="root" if i % 5 else None, bytes_in=i if i % 3 == 2 else None,
+                attrs={"k": i % 7}) for i in range(30)]
+    second = [ev(i, country="FR", action=["auth_success", "disconnect"][i % 2],
+                 session=f"c{i % 6}", user=f"u{i}", attrs={"j": i}) for i in range(25, 60)]
     store.write(first[:5])  # stored already: a replay
     result = store.write_prepared([store.prepare(first), store.prepare(second)])
     assert (result.stored, result.duplicates) == (55, 10)  # 5 replayed, 5 in both batches
@@ -195,11 +202,34 @@ def test_prepared_batches_written_together_count_as_written_apart(
     assert store.count() == 60
 
 
+def test_prepared_batches_all_new_merge_as_written_apart(store: Store, tmp_path: Path) -> None:
+    """All new: the counts prepared batch by batch are merged, then written once; the
+    sessions that span batches come out as when each batch is written alone."""
+    def action(i: int) -> str:  # each session opens first and closes last
+        return "connect" if i < 4 else "disconnect" if i >= 26 else ["auth_failure",
+                                                                     "auth_success"][i % 2]
+
+    parts = [[ev(i, session=f"c{i % 4}", action=action(i), attrs={f"a{k}": i},
+                 user=None if i < 12 else f"u{i}", bytes_in=i, country=["NL", None][i % 2])
+              for i in range(k * 10, k * 10 + 10)] for k in range(3)]
+    result = store.write_prepared([store.prepare(p) for p in parts])
+    assert (result.stored, result.duplicates) == (30, 0)
+    apart = Store(f"sqlite:///{tmp_path / 'apart.db'}")
+    apart.migrate()
+    try:
+        for p in parts:
+            apart.write(p)
+        assert _tables(store) == _tables(apart)
+    finally:
+        apart.close()
+    assert len(_tables(store)[3]) == 4
+
+
 def test_prepared_batches_all_new(store: Store) -> None:
     parts = [[ev(i, country="NL") for i in range(k * 10, k * 10 + 10)] for k in range(3)]
     result = store.write_prepared([store.prepare(p) for p in parts])
     assert (result.stored, result.duplicates) == (30, 0)
-    ips, by_country, sensors = _tables(store)
+    ips, by_country, sensors, _ = _tables(store)
     assert by_country == {"NL": 30}
     assert sensors == {"s1": (30, int(parts[2][9].ts.timestamp() * 1e6))}
     assert sum(row[2] for row in ips.values()) == 30
@@ -223,7 +253,7 @@ def test_a_batch_is_one_transaction(store: Store, monkeypatch: pytest.MonkeyPatc
     assert store.count() == 0
     monkeypatch.undo()
     assert store.write(batch).stored == 20
-    ips, _, sensors = _tables(store)
+    ips, _, sensors, _ = _tables(store)
     assert sum(row[2] for row in ips.values()) == 20
     assert sensors["s1"][0] == 20
 

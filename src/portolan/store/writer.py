@@ -653,16 +653,15 @@ OPEN_ACTIONS = frozenset({"connect", "auth_success"})
 CLOSE_ACTIONS = frozenset({"disconnect", "session_end"})
 
 
-def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> None:
-    """Pair connects with disconnects by ``Event.session``: start, end, duration.
+SessionRows = dict[str, dict[str, Any]]
+"""session id -> its row as the events of a batch make it (``attrs`` still a dict)."""
 
-    A connect opens (or completes) the session's row; a disconnect closes it, computing
-    the duration from the start when the event does not carry one. A disconnect whose
-    connect was never seen is kept, with no start. Other events of the session fill in
-    what is missing (the user name, the place).
-    """
-    rows: dict[str, dict[str, Any]] = {}
-    for e in events:
+
+def _session_rows(events: Sequence[Event], columns: Columns | None = None) -> SessionRows:
+    """What the events of a batch say of their sessions (see :data:`update_sessions`)."""
+    rows: SessionRows = {}
+    stamps = columns.values[_TS] if columns is not None else [to_us(e.ts) for e in events]
+    for e, ts in zip(events, stamps, strict=True):
         if not e.session:
             continue
         row = rows.get(e.session)
@@ -675,7 +674,6 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
                 "attrs": {}, "country": e.country, "city": e.city, "lat": e.lat, "lon": e.lon,
                 "asn": e.asn, "as_org": e.as_org,
             }
-        ts = to_us(e.ts)
         if e.action in OPEN_ACTIONS and (row["start_ts"] is None or ts < row["start_ts"]):
             row["start_ts"] = ts
         if e.action in CLOSE_ACTIONS:
@@ -690,8 +688,42 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
             row["user"] = e.user
         if e.attrs:
             row["attrs"].update(e.attrs)
+    return rows
+
+
+def _merge_sessions(parts: Sequence[SessionRows]) -> SessionRows:
+    """The rows of batches in the order they came, as if made from all their events."""
+    out: SessionRows = {}
+    for part in parts:
+        for sid, later in part.items():
+            row = out.get(sid)
+            if row is None:
+                out[sid] = {**later, "attrs": dict(later["attrs"])}
+                continue
+            if later["start_ts"] is not None and (row["start_ts"] is None
+                                                  or later["start_ts"] < row["start_ts"]):
+                row["start_ts"] = later["start_ts"]
+            for name in ("end_ts", "duration", "bytes_in", "bytes_out"):
+                if later[name] is not None:
+                    row[name] = later[name]
+            if later["user"] and not row["user"]:
+                row["user"] = later["user"]
+            row["attrs"].update(later["attrs"])
+    return out
+
+
+def _write_sessions(conn: Connection, rows: SessionRows, _now_us: int) -> None:
+    """Pair connects with disconnects by ``Event.session``: start, end, duration.
+
+    A connect opens (or completes) the session's row; a disconnect closes it, computing
+    the duration from the start when the event does not carry one. A disconnect whose
+    connect was never seen is kept, with no start. Other events of the session fill in
+    what is missing (the user name, the place). (The rows are copied, not changed: a
+    write that fails is tried again with the same prepared rows.)
+    """
     if not rows:
         return
+    rows = {sid: dict(row) for sid, row in rows.items()}
     t = schema.sessions
     known: dict[str, tuple[int | None, str | None]] = {}
     ids = list(rows)
@@ -728,6 +760,9 @@ def update_sessions(conn: Connection, events: Sequence[Event], _now_us: int) -> 
         "as_org": sa.func.coalesce(x.as_org, t.c.as_org),
     })
 
+
+update_sessions = PreparedHook(_session_rows, _merge_sessions, _write_sessions)
+"""One row per session (``Event.session``): connect paired with disconnect."""
 
 WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
 
