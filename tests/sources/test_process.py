@@ -310,3 +310,38 @@ async def test_working_directory_environment_and_any_line_format(tmp_path: Path)
     (event,) = out.events
     assert event.attrs == {"cwd": str(tmp_path / "work"), "var": "ünïcode"}
     assert event.source == "jsonl:probe" and event.sensor == "t" and event.id
+
+
+async def test_a_stop_that_comes_as_output_arrives_is_not_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task is cancelled in the very step in which a read of the program's output
+    completes: the source stops (the program with it) instead of reading on. (On Python
+    3.11, ``asyncio.wait_for`` around the read would hand back the data and drop the
+    cancellation.)"""
+    from portolan.sources import process
+
+    real_read = process._read
+    calls = 0
+
+    async def read(fd: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            task.cancel()
+            return b"\n"
+        return await real_read(fd)
+
+    monkeypatch.setattr(process, "_read", read)
+    opts = ProcessOptions(type="process", command=[sys.executable, "-c",
+                                                   "import time; time.sleep(60)"],
+                          format="jsonl")
+    source = ProcessSource(opts, SourceContext(sensor="t", data_dir=tmp_path))
+    task = asyncio.create_task(source.run(Collect()))
+    done, _ = await asyncio.wait({task}, timeout=20)
+    if not done:  # the cancellation was lost: stop it the hard way, and fail
+        if source.pid is not None:
+            os.kill(source.pid, signal.SIGKILL)
+        task.cancel()
+        pytest.fail("the source read on after it was cancelled")
+    assert task.cancelled()
+    assert source.pid is None and calls >= 2

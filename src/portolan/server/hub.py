@@ -96,7 +96,8 @@ class Hub:
                     continue
                 wake.clear()
                 try:
-                    await asyncio.wait_for(wake.wait(), KEEPALIVE)
+                    async with asyncio.timeout(KEEPALIVE):
+                        await wake.wait()
                 except TimeoutError:
                     yield None
         finally:

@@ -237,7 +237,8 @@ class ForwardSink:
             sent = await self._send_some()
             if sent is None:  # collector unavailable: back off
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()

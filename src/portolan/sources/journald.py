@@ -121,8 +121,8 @@ class JournaldSource:
             pending: list[bytes] = []
             while True:
                 try:
-                    raw = await asyncio.wait_for(proc.stdout.readline(),
-                                                 BATCH_WAIT if pending else None)
+                    async with asyncio.timeout(BATCH_WAIT if pending else None):
+                        raw = await proc.stdout.readline()
                 except TimeoutError:
                     await self._emit(pending, out)
                     pending = []

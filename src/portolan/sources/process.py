@@ -236,7 +236,10 @@ class ProcessSource:
         """Parse the program's output until it ends."""
         while True:
             try:
-                data = await asyncio.wait_for(_read(fd), self.heartbeat)
+                # (asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a
+                # cancellation that comes as the read completes, and the loop runs on)
+                async with asyncio.timeout(self.heartbeat):
+                    data = await _read(fd)
             except TimeoutError:
                 if self._resumable is not None and self._saved_open:
                     await out.emit([], self._checkpoint())

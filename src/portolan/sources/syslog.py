@@ -132,7 +132,8 @@ class SyslogSource:
                     if left <= 0:
                         break
                     try:
-                        batch.append(await asyncio.wait_for(queue.get(), left))
+                        async with asyncio.timeout(left):
+                            batch.append(await queue.get())
                     except TimeoutError:
                         break
             events: list[Event] = []
