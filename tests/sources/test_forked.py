@@ -84,7 +84,7 @@ def test_counters_of_the_child_come_back(tmp_path: Path) -> None:
 class Exploding(SshdParser):
     def parse(self, line: str) -> list[Event] | None:
         if "Invalid user" in line:
-            raise ValueError("a parser bug")
+            raise ValueError("a parser bug \x1b]0;pwned\x07")  # attacker text may be quoted
         return super().parse(line)
 
 
@@ -92,8 +92,10 @@ def test_a_parser_failure_in_the_child_is_raised_in_the_parent(tmp_path: Path) -
     log = awkward_log(tmp_path / "a.log", True)
     parser = Exploding(ParseContext(sensor="s", options={"timezone": "UTC"}, now=lambda: NOW))
     source = ForkedFilesSource([(log, parser)], "s", LineStats(), collections.Counter())
-    with pytest.raises(RuntimeError, match=r"(?s)parsing failed.*ValueError: a parser bug"):
+    with pytest.raises(RuntimeError, match=r"(?s)parsing failed.*ValueError: a parser bug") \
+            as failed:
         run(source)
+    assert "\x1b" not in str(failed.value) and "\\x1b]0;pwned\\x07" in str(failed.value)
 
 
 def test_a_child_that_dies_is_reported(tmp_path: Path) -> None:

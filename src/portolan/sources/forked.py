@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import fcntl
 import logging
 import multiprocessing
@@ -35,10 +36,12 @@ from portolan.formats.base import Parser
 from portolan.pipeline import fewer_collections
 from portolan.sources.base import Emitter
 from portolan.sources.lines import LineStats, read_events
+from portolan.text import printable
 
 log = logging.getLogger(__name__)
 
-_NUMBERS = ("lines", "matched", "ignored", "unmatched", "events", "too_long")
+#: The figures of :class:`LineStats` (all but the unmatched lines themselves).
+_NUMBERS = tuple(f.name for f in dataclasses.fields(LineStats) if f.name != "unmatched_lines")
 
 
 class _Batch(msgspec.Struct, tag="b", array_like=True):
@@ -126,9 +129,9 @@ class ForkedFilesSource:
                     continue
                 self.stats.unmatched_lines.update(message.unmatched_lines)
                 self.counters.update(message.counters)
-                if message.error is not None:
-                    raise RuntimeError(f"parsing failed in the child process:\n"
-                                       f"{message.error}")
+                if message.error is not None:  # (its text may quote a line of the file)
+                    shown = "\n".join(map(printable, message.error.splitlines()))
+                    raise RuntimeError(f"parsing failed in the child process:\n{shown}")
                 return
         finally:
             self.close()

@@ -252,7 +252,6 @@ def count_lines(path: Path, parser: CountingParser, stats: LineStats) -> None:
         stats.tally(read, matched, ignored, found)
 
 
-
 class FileOnceSource:
     """One file read once from start to end (``portolan ingest``), then done."""
 

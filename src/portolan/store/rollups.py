@@ -155,9 +155,9 @@ Part = tuple[Sequence[Event], Columns]
 """A batch, and the same batch as the events table's columns."""
 
 
-def aggregate(events: Sequence[Event], table: Columns | None = None) -> Rows:
+def aggregate(events: Sequence[Event]) -> Rows:
     """The rollup rows a batch adds: (grain, dim, bucket, service, item) -> [n, label]."""
-    return aggregate_parts([(events, event_columns(events) if table is None else table)])
+    return aggregate_parts([(events, event_columns(events))])
 
 
 def aggregate_parts(parts: Sequence[Part]) -> Rows:

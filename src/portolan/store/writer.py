@@ -203,11 +203,6 @@ def prepare(events: Sequence[Event], *, dialect: str = "sqlite") -> Prepared:
     return prepared
 
 
-def write(conn: Connection, events: Sequence[Event], now_us: int) -> WriteResult:
-    """Store a batch in the connection's open transaction."""
-    return write_prepared(conn, [prepare(events)], now_us)
-
-
 def write_prepared(conn: Connection, parts: Sequence[Prepared], now_us: int) -> WriteResult:
     """Store prepared batches in the connection's open transaction, as one."""
     total = sum(len(part.events) for part in parts)
@@ -253,25 +248,24 @@ def _existing(conn: Connection, keys: list[tuple[int, str]]) -> set[str]:
 _PARAMS_PER_STATEMENT = 30_000
 
 
-def _multi_row(head: str, one: str, tail: str, rows: Sequence[Sequence[Any]], width: int,
-               pick: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
-               ) -> Iterator[tuple[str, list[Any]]]:
-    """``head`` + ``VALUES`` + ``one`` repeated for as many of ``rows`` as fit in
-    :data:`_PARAMS_PER_STATEMENT` parameters + ``tail``, with those rows' values in one
-    list: one statement, and one step of the database, for thousands of rows (each step
-    releases and takes back the GIL, and taking it back waits for the rest of the
-    process). Rows have ``width`` values, or ``pick`` takes that many from each."""
+def _statements(head: str, one: str, tail: str, count: int, width: int,
+                ) -> Iterator[tuple[int, int, str]]:
+    """``count`` rows of ``width`` values cut into multi-row statements of at most
+    :data:`_PARAMS_PER_STATEMENT` parameters: (first row, rows, ``head`` + ``VALUES`` +
+    ``one`` once per row + ``tail``) for each. One statement, and one step of the
+    database, for thousands of rows (each step releases and takes back the GIL, and
+    taking it back waits for the rest of the process)."""
     per = max(1, _PARAMS_PER_STATEMENT // width)
     full = ""
-    for start in range(0, len(rows), per):
-        part = rows[start : start + per]
-        if len(part) == per and full:
+    for start in range(0, count, per):
+        rows = min(per, count - start)
+        if rows == per and full:
             sql = full
         else:
-            sql = head + "VALUES " + ",".join([one] * len(part)) + tail
-            if len(part) == per:
+            sql = head + "VALUES " + ",".join([one] * rows) + tail
+            if rows == per:
                 full = sql
-        yield sql, list(itertools.chain.from_iterable(part if pick is None else map(pick, part)))
+        yield start, rows, sql
 
 
 def _insert_generic(conn: Connection, parts: Sequence[Columns], dialect: str) -> set[str] | None:
@@ -349,19 +343,10 @@ def _insert_statements(part: Columns, sqlite: bool) -> Iterator[tuple[str, list[
             pick = operator.itemgetter(*positions) if count > 1 else (
                 lambda column, at=positions[0]: (column[at],))
             picked = [pick(part.values[i]) for i in columns]
-        per = max(1, _PARAMS_PER_STATEMENT // width)
-        full = ""
-        for start in range(0, count, per):
-            rows = min(per, count - start)
+        for start, rows, sql in _statements(f"{head}{names}) ", one, "", count, width):
             flat: list[Any] = [None] * (rows * width)
             for j, column in enumerate(picked):
                 flat[j::width] = column[start : start + rows]
-            if rows == per and full:
-                sql = full
-            else:
-                sql = f"{head}{names}) VALUES " + ",".join([one] * rows)
-                if rows == per:
-                    full = sql
             yield sql, flat
 
 
@@ -467,7 +452,7 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: 
 
 def sqlite_many(cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """``cursor.executemany(sql, rows)`` for SQLite, as multi-row statements (see
-    :func:`_multi_row`): ``sql`` has one ``VALUES (?, ...)`` group."""
+    :func:`_statements`): ``sql`` has one ``VALUES (?, ...)`` group."""
     if not rows:
         return
     width = len(rows[0])
@@ -476,8 +461,9 @@ def sqlite_many(cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     if not found or width == 0:
         cursor.executemany(sql, rows)
         return
-    for statement, flat in _multi_row(head, one, tail, rows, width):
-        cursor.execute(statement, flat)
+    for start, count, statement in _statements(head, one, tail, len(rows), width):
+        cursor.execute(statement, list(itertools.chain.from_iterable(
+            rows[start : start + count])))
 
 
 def _compile_upsert(conn: Connection, table: sa.Table, columns: list[str], key: str,
@@ -657,11 +643,10 @@ SessionRows = dict[str, dict[str, Any]]
 """session id -> its row as the events of a batch make it (``attrs`` still a dict)."""
 
 
-def _session_rows(events: Sequence[Event], columns: Columns | None = None) -> SessionRows:
+def _session_rows(events: Sequence[Event], columns: Columns) -> SessionRows:
     """What the events of a batch say of their sessions (see :data:`update_sessions`)."""
     rows: SessionRows = {}
-    stamps = columns.values[_TS] if columns is not None else [to_us(e.ts) for e in events]
-    for e, ts in zip(events, stamps, strict=True):
+    for e, ts in zip(events, columns.values[_TS], strict=True):
         if not e.session:
             continue
         row = rows.get(e.session)
@@ -767,4 +752,4 @@ update_sessions = PreparedHook(_session_rows, _merge_sessions, _write_sessions)
 WRITE_HOOKS.extend([update_sessions, update_ips, update_sensors])
 
 __all__ = ["WRITE_HOOKS", "Columns", "Prepared", "PreparedHook", "WriteHook", "WriteResult",
-           "event_columns", "from_us", "prepare", "write", "write_prepared"]
+           "event_columns", "from_us", "prepare", "write_prepared"]
