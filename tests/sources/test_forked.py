@@ -13,13 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from portolan.event import Event
 from portolan.formats.base import ParseContext
 from portolan.formats.jsonl import JsonLinesParser
 from portolan.formats.sshd import SshdParser
-from portolan.sources.forked import ForkedFilesSource
+from portolan.sources.forked import ForkedFilesSource, _Sent
 from portolan.sources.lines import LineStats, read_events
 from tests.cli.test_files import awkward_log
 
@@ -62,10 +63,21 @@ def test_events_and_figures_are_those_of_one_process(tmp_path: Path) -> None:
                                collections.Counter(), moved.append)
     got = [e for batch in run(source).batches for e in batch]
     assert got == expected  # every field, ids included, in order
+    assert {type(e) for e in got} == {Event}  # not the class they travelled as
     assert len({e.id for e in got}) == len(got)
     assert stats == alone  # lines, matched, ignored, unmatched, too long, unmatched lines
     assert sum(moved) == sum(log.stat().st_size for log in logs)
     assert not source._process.is_alive()
+
+
+def test_events_travel_without_their_default_fields() -> None:
+    event = Event(id="e1", ts=NOW, sensor="s", action="auth_failure", src_ip="203.0.113.9",
+                  attrs={"method": "password"})
+    sent = Event(**{f: getattr(event, f) for f in Event.__struct_fields__})
+    sent.__class__ = _Sent
+    fields = msgspec.msgpack.decode(msgspec.msgpack.encode(sent))
+    assert set(fields) == {"id", "ts", "sensor", "action", "src_ip", "attrs"}
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(sent), type=Event) == event
 
 
 def test_counters_of_the_child_come_back(tmp_path: Path) -> None:

@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 _NUMBERS = tuple(f.name for f in dataclasses.fields(LineStats) if f.name != "unmatched_lines")
 
 
+class _Sent(Event, omit_defaults=True):
+    """An event as the child sends it: the fields still at their defaults (most of them,
+    before enrichment) are left out, and the parent's decoder puts them back. Half the
+    bytes through the pipe, and less for the parent to decode. (The child's events are
+    given this class, which adds nothing to :class:`Event`, just before they are sent.)"""
+
+
 class _Batch(msgspec.Struct, tag="b", array_like=True):
     events: list[Event]
     progress: int
@@ -166,6 +173,9 @@ class ForkedFilesSource:
 #: Bytes a pipe holds (Linux; the default, 64 KiB, is a fifth of a batch): the child then
 #: writes a batch in one go while the parent is busy, instead of waiting for it to read.
 PIPE_BYTES = 1 << 20
+#: Lines the child parses into one message: fewer, larger messages cost the parent less
+#: (each is a wait in a thread and a wake-up of the event loop).
+CHUNK = 8000
 
 
 def _widen(conn: Connection) -> None:
@@ -196,7 +206,10 @@ def _child(conn: Connection, files: list[tuple[Path, Parser]], sensor: str,
     try:
         with fewer_collections():
             for path, parser in files:
-                for batch in read_events(path, parser, sensor, stats, progress=progress):
+                for batch in read_events(path, parser, sensor, stats, progress=progress,
+                                         chunk=CHUNK):
+                    for event in batch:
+                        event.__class__ = _Sent
                     conn.send_bytes(encode(_Batch(batch, read, numbers())))
                     read = 0
     except BrokenPipeError:  # the parent is gone or stopped reading
