@@ -64,8 +64,15 @@ class EventError(ValueError):
     """An event (usually from JSON) that does not fit the schema; says which field."""
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=False, repr_omit_defaults=True):
-    """One thing that happened: a connection, a login attempt, a request, a flow."""
+class Event(msgspec.Struct, kw_only=True, omit_defaults=False, repr_omit_defaults=True,
+            gc=False):
+    """One thing that happened: a connection, a login attempt, a request, a flow.
+
+    Events are not tracked by Python's cyclic garbage collector (``gc=False``): a busy
+    pipeline holds a hundred thousand of them on their way to the store, and every
+    collection would look at each again. An event cannot be part of a reference cycle:
+    its fields hold text, numbers, times and ``attrs``, which is JSON (what the store and
+    the wire carry), none of which can point back to it."""
 
     id: Short = ""
     """Unique and stable. Derived from the source position where there is one (file

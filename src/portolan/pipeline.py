@@ -41,8 +41,10 @@ _END: Any = object()
 #: The longest a thread waits for the GIL while a pipeline runs, in seconds.
 SWITCH_INTERVAL = 0.001
 #: Allocations between two collections of the youngest generation while events flow
-#: (Python's default: 700).
-GC_THRESHOLD = 10_000
+#: (Python's default: 700). Events are not tracked by the collector (see
+#: :class:`~portolan.event.Event`); what it still sees of a batch are short-lived tuples and
+#: lists, which a higher threshold lets die before a collection looks at them.
+GC_THRESHOLD = 100_000
 
 
 @contextmanager
