@@ -209,7 +209,8 @@ def _child(conn: Connection, files: list[tuple[Path, Parser]], sensor: str,
                 for batch in read_events(path, parser, sensor, stats, progress=progress,
                                          chunk=CHUNK):
                     for event in batch:
-                        event.__class__ = _Sent
+                        if type(event) is Event:  # (a plugin's subclass goes as it is)
+                            event.__class__ = _Sent
                     conn.send_bytes(encode(_Batch(batch, read, numbers())))
                     read = 0
     except BrokenPipeError:  # the parent is gone or stopped reading
