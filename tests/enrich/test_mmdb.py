@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import maxminddb
 import pytest
 
 from portolan.enrich.mmdb import GeoipError, MmdbFile, extract
+from portolan.enrich.tree import first_networks
 
 
 def test_city_database(mmdb_dir: Path) -> None:
@@ -59,6 +65,44 @@ def test_truncated_file_is_refused(mmdb_dir: Path, tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(GeoipError, match=r"cut\.mmdb"):
         MmdbFile(path)
+
+
+@pytest.mark.parametrize("name", ["GeoIP2-City-Test.mmdb", "GeoLite2-ASN-Test.mmdb",
+                                  "GeoLite2-Country-Test.mmdb"])
+def test_first_networks_are_the_readers_own(mmdb_dir: Path, name: str) -> None:
+    path = mmdb_dir / name
+    reader = maxminddb.open_database(str(path))
+    meta = reader.metadata()
+    theirs = [network for network, _ in itertools.islice(reader, 50)]
+    ours = first_networks(path, meta.node_count, meta.record_size, meta.ip_version)
+    assert len(ours) == 50
+    assert meta.ip_version == 6  # IPv4 networks come as ::a.b.c.d/96+n
+    assert [ipaddress.IPv4Network((a, p - 96)) if a >> 32 == 0 and p >= 96 else
+            ipaddress.IPv6Network((a, p)) for a, p in ours] == theirs
+
+
+def test_a_search_tree_that_loops_is_refused(mmdb_dir: Path, tmp_path: Path) -> None:
+    """Records that lead back up the tree before any data: a clear error, from a walk
+    that ends (maxminddb's walk through every network corrupts its memory on it, and the
+    process aborts: hence a second process here, whatever happens)."""
+    data = bytearray((mmdb_dir / "GeoLite2-Country-Test.mmdb").read_bytes())
+
+    def point(node: int, to: int) -> None:  # both records of a node (28 bits each)
+        data[node * 7:node * 7 + 7] = bytes([*to.to_bytes(3, "big"), (to >> 20 & 0xF0) | (
+            to >> 24), *to.to_bytes(3, "big")])
+
+    for node in range(10):
+        point(node, node + 1)
+    point(10, 5)
+    path = tmp_path / "loop.mmdb"
+    path.write_bytes(bytes(data))
+    code = ("import sys; from pathlib import Path; from portolan.enrich.mmdb import MmdbFile\n"
+            "MmdbFile(Path(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr  # an exception, not an abort (-6)
+    assert "GeoipError: " + str(path) + ": damaged MaxMind DB: its search tree leads to no" \
+        " data" in done.stderr
 
 
 def test_replaced_file_is_reopened(mmdb_dir: Path, tmp_path: Path) -> None:

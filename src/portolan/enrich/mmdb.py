@@ -195,7 +195,7 @@ class MmdbFile:
             raise GeoipError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         meta = reader.metadata()
         try:
-            place, asn, flat = _probe(reader)
+            place, asn, flat = _probe(reader, self.path)
         except GeoipError as exc:
             reader.close()
             raise GeoipError(f"{self.path}: {exc}") from None
@@ -256,19 +256,35 @@ class MmdbFile:
             self._reader = None
 
 
-def _probe(reader: Any) -> tuple[bool, bool, bool]:
-    """Whether the database's records hold a place, an AS, or both (from a few records),
-    and whether they are in the flat ip-location-db layout."""
+def _probe(reader: Any, path: Path) -> tuple[bool, bool, bool]:
+    """Whether the database's records hold a place, an AS, or both (from a few records,
+    those of its first networks), and whether they are in the flat ip-location-db
+    layout."""
+    import ipaddress
+
+    from portolan.enrich.tree import first_networks
+
+    meta = reader.metadata()
+    try:
+        networks = first_networks(path, meta.node_count, meta.record_size, meta.ip_version)
+    except ValueError as exc:
+        raise GeoipError(f"damaged MaxMind DB: {exc}") from None
+    except OSError as exc:
+        raise GeoipError(f"cannot read: {exc.strerror or exc}") from None
+    if not networks:
+        raise GeoipError("damaged MaxMind DB: its search tree leads to no data")
+    make = ipaddress.IPv6Address if meta.ip_version == 6 else ipaddress.IPv4Address
     place = asn = False
     flat = True
     try:
-        for count, (_, record) in enumerate(reader):
+        for address, _ in networks:
+            record = reader.get(make(address))
             part = extract(record)
             place = place or part.has_place
             asn = asn or part.has_asn
             flat = flat and isinstance(record, dict) and "country_code" in record and (
                 "latitude" in record) and not isinstance(record.get("country"), dict)
-            if (place and asn) or count >= 50:
+            if place and asn:
                 break
     except Exception as exc:  # a damaged data section shows up here
         import maxminddb

@@ -38,6 +38,51 @@ U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
 
+def _record(tree: mmap.mmap | bytes, size: int, node: int, bit: int) -> int:
+    """Record ``bit`` (0: left, 1: right) of ``node``, for records of ``size`` bits."""
+    v: int = _WORD(tree, node * (size // 4) + bit * (size // 8))[0]
+    if size == 28:
+        return v & 0x0FFFFFFF if bit else ((v & 0xF0) << 20) | (v >> 8)
+    return v >> 8 if size == 24 else v
+
+
+def first_networks(path: Path, node_count: int, record_size: int, ip_version: int, *,
+                   count: int = 50, visits: int = 100_000) -> list[tuple[int, int]]:
+    """The first ``count`` networks of the file that have data, in the order of their
+    addresses (as (first address as an integer, prefix length)), found by walking the
+    tree from its root, at most ``visits`` records, and never deeper than an address: a
+    damaged tree that loops ends the walk early, with what it found. (``maxminddb``'s own
+    walk through every network may corrupt its memory on such a tree.) As in that walk,
+    the IPv4 networks of an IPv6 tree are found once, under ``::/96``, not again where
+    the tree leads to them from other prefixes (``::ffff:0:0/96``...).
+    Raises ValueError when the file is shorter than its tree, or OSError."""
+    if record_size not in (24, 28, 32):
+        raise ValueError(f"record size {record_size} is not 24, 28 or 32 bits")
+    bits = 128 if ip_version == 6 else 32
+    found: list[tuple[int, int]] = []
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if len(mm) < node_count * record_size // 4:
+            raise ValueError("shorter than its search tree")
+        ipv4 = -1  # the node of ::/96 in an IPv6 tree
+        if ip_version == 6:
+            ipv4 = 0
+            for _ in range(96):
+                if ipv4 >= node_count:
+                    break
+                ipv4 = _record(mm, record_size, ipv4, 0)
+        todo = [(0, 0, 0)]  # (record, first address, depth): the root
+        while todo and len(found) < count and visits > 0:
+            visits -= 1
+            record, address, depth = todo.pop()
+            if record > node_count:
+                found.append((address, depth))
+            elif record < node_count and depth < bits and (record != ipv4 or address == 0):
+                step = 1 << (bits - depth - 1)
+                todo.append((_record(mm, record_size, record, 1), address | step, depth + 1))
+                todo.append((_record(mm, record_size, record, 0), address, depth + 1))
+    return found
+
+
 class SearchTree:
     """The IPv4 part of one file's search tree; see the module docstring."""
 
@@ -87,11 +132,7 @@ class SearchTree:
 
     def _record(self, node: int, bit: int) -> int:
         """:meth:`_step` for one node."""
-        size = self.record_size
-        v: int = _WORD(self._mm, node * (size // 4) + bit * (size // 8))[0]
-        if size == 28:
-            return v & 0x0FFFFFFF if bit else ((v & 0xF0) << 20) | (v >> 8)
-        return v >> 8 if size == 24 else v
+        return _record(self._mm, self.record_size, node, bit)
 
     def _walk(self, nums: I64, node: I64, depth: int, prefix: npt.NDArray[np.int8],
               stop: int = 32) -> None:
