@@ -22,7 +22,7 @@ from portolan.formats.jsonl import JsonLinesParser
 from portolan.formats.sshd import SshdParser
 from portolan.sources.forked import ForkedFilesSource, _Sent
 from portolan.sources.lines import LineStats, read_events
-from tests.cli.test_files import awkward_log
+from tests.logfiles import awkward_log
 
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
