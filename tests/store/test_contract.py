@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from portolan.event import Event, make_id
-from portolan.store import EventFilter, Store
+from portolan.store import HEAD, EventFilter, Store
 
 T0 = dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.UTC)
 
@@ -33,8 +34,27 @@ def store(db_url: str) -> Store:
 
 
 def test_migrate_is_idempotent(store: Store) -> None:
-    assert store.revision() is not None
+    assert store.revision() == HEAD
     assert store.migrate() == []
+
+
+def test_the_head_revision_is_the_one_of_the_migrations() -> None:
+    """A database at HEAD is opened without running alembic: HEAD must be the newest."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(
+        importlib.resources.files("portolan.store") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD]
+
+
+def test_a_database_behind_is_brought_up_to_date(store: Store) -> None:
+    """Not taken for one at HEAD: an older revision runs the migrations after it."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'asn_traffic'"))
+    assert store.migrate() == [HEAD]
+    assert store.revision() == HEAD
 
 
 def test_write_is_idempotent_on_id(store: Store) -> None:

@@ -44,6 +44,7 @@ from portolan.store.writer import (
 )
 
 __all__ = [
+    "HEAD",
     "WRITE_HOOKS",
     "EventFilter",
     "Prepared",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The newest revision of the schema: the head of ``migrations`` (a test checks).
+HEAD = "c_collation"
 
 
 class Store:
@@ -99,7 +103,12 @@ class Store:
     # -- schema ------------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
-        """Bring the schema up to date; returns the revisions applied."""
+        """Bring the schema up to date; returns the revisions applied. (A database that is
+        up to date already is told by its revision alone, without loading alembic.)"""
+        with self._errors(), self.engine.connect() as conn:
+            if sa.inspect(conn).has_table("alembic_version") and list(conn.execute(
+                    sa.text("SELECT version_num FROM alembic_version")).scalars()) == [HEAD]:
+                return []
         from alembic import command
         from alembic.config import Config as AlembicConfig
         from alembic.runtime.migration import MigrationContext
