@@ -91,6 +91,16 @@ def test_time_range_in_whole_hours(store: Store) -> None:
     assert _query(store, sensor="other") == []
 
 
+def test_a_purge_forgets_the_hours_before(store: Store) -> None:
+    store.write([flow(1, "8.8.8.8", asn=15169, hours=0),  # 05:10, in the hour 05:00-06:00
+                 flow(2, "8.8.8.8", asn=15169, hours=2),
+                 flow(3, "8.8.8.8", asn=15169, hours=5)])
+    store.purge(T0 + dt.timedelta(hours=1, minutes=50))  # 06:00-07:00 holds the time: kept
+    assert _query(store)[0]["flows"] == 2
+    store.purge(T0 + dt.timedelta(hours=3))  # 08:10: 07:00-08:00 ended before it
+    assert _query(store)[0]["flows"] == 1
+
+
 def test_a_real_capture_fills_the_table(sqlite_url: str, shared_data: Path) -> None:
     store = Store(sqlite_url)
     store.migrate()

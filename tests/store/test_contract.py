@@ -169,6 +169,40 @@ def test_purge(store: Store) -> None:
     assert store.count() == 6
 
 
+def test_purge_forgets_that_past_beside_the_events(store: Store) -> None:
+    """Sessions ended before, addresses not seen since (not those the user starred or
+    annotated), and the rollup buckets that end before the time; the rest stays."""
+    from portolan.store import rollups, schema, story
+
+    day = dt.timedelta(days=1)
+    store.write([
+        ev(1, ts=T0 - 2 * day, src_ip="198.51.100.1"),  # seen then only
+        ev(2, ts=T0 - 2 * day, src_ip="198.51.100.2"),  # and again since
+        ev(3, ts=T0, src_ip="198.51.100.2"),
+        ev(4, ts=T0 - 2 * day, src_ip="198.51.100.3"),  # starred
+        ev(5, ts=T0 - 2 * day, src_ip="198.51.100.4"),  # with a note
+        ev(6, ts=T0 - 2 * day, src_ip="198.51.100.5", action="connect", session="old"),
+        ev(7, ts=T0 - 2 * day, src_ip="198.51.100.5", action="disconnect", session="old"),
+        ev(8, ts=T0, src_ip="198.51.100.6", action="connect", session="new"),
+    ])
+    with store.engine.begin() as conn:
+        assert story.set_watch(conn, "198.51.100.3", True, None)
+        assert story.set_watch(conn, "198.51.100.4", None, "the neighbours' scanner")
+    cutoff = T0 - day
+    assert store.purge(cutoff) == 6
+    with store.connect() as conn:
+        ips = set(conn.execute(sa.select(schema.ips.c.ip)).scalars())
+        sessions = set(conn.execute(sa.select(schema.sessions.c.id)).scalars())
+        buckets = list(conn.execute(sa.select(rollups.rollups.c.grain,
+                                              rollups.rollups.c.bucket)))
+    assert ips == {"198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.6"}
+    assert sessions == {"new"}
+    seconds = int(cutoff.timestamp())
+    assert buckets and all(bucket + grain > seconds for grain, bucket in buckets)
+    assert {bucket for grain, bucket in buckets if grain == 86400} == {
+        int(T0.timestamp()) // 86400 * 86400}
+
+
 def test_attacker_text_is_data(store: Store) -> None:
     hostile = "x'); DELETE FROM events; --\x1b[31m<script>alert(1)</script>"
     store.write([ev(1, user=hostile, attrs={"ua": hostile})])

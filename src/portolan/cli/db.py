@@ -41,7 +41,9 @@ def migrate(ctx: click.Context, db_url: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def purge(ctx: click.Context, db_url: str | None, older_than: str | None, yes: bool) -> None:
-    """Delete old events (and sessions that ended before then)."""
+    """Delete old events, and what the other tables keep of that time: the sessions that
+    ended before it, the addresses not seen since (starred or annotated ones stay), and the
+    counts of the whole minutes, hours and days before it (charts, traffic per network)."""
     rt = runtime(ctx, db_url)
     now = dt.datetime.now(dt.UTC)
     if older_than is not None:

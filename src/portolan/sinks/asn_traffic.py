@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portolan.event import Event
-from portolan.store import WRITE_HOOKS, schema, to_us
+from portolan.store import PURGE_HOOKS, WRITE_HOOKS, schema, to_us
 
 __all__ = ["asn_traffic", "query", "update_asn_traffic"]
 
@@ -171,3 +171,11 @@ def query(
 
 
 WRITE_HOOKS.append(update_asn_traffic)
+
+
+def purge(conn: Connection, before_us: int) -> None:
+    """Forget the hours that end before ``before_us`` (a purge hook of the store)."""
+    conn.execute(sa.delete(asn_traffic).where(asn_traffic.c.bucket <= before_us - HOUR_US))
+
+
+PURGE_HOOKS.append(purge)

@@ -11,7 +11,7 @@ import datetime as dt
 import importlib.resources
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from portolan.store.writer import (
 
 __all__ = [
     "HEAD",
+    "PURGE_HOOKS",
     "WRITE_HOOKS",
     "EventFilter",
     "Prepared",
@@ -63,6 +64,13 @@ log = logging.getLogger(__name__)
 
 #: The newest revision of the schema: the head of ``migrations`` (a test checks).
 HEAD = "c_collation"
+
+PurgeHook = Callable[[Connection, int], None]
+"""Called by :meth:`Store.purge` inside a transaction with the time before which data goes
+(microseconds): a table kept beside the events forgets that past too."""
+
+#: Hooks run by every purge, in order (the rollups, the traffic per network...).
+PURGE_HOOKS: list[PurgeHook] = []
 
 
 class Store:
@@ -161,10 +169,14 @@ class Store:
         return result
 
     def purge(self, before: dt.datetime, *, chunk: int = 50000) -> int:
-        """Delete events older than ``before`` (and sessions that ended before it), in
-        transactions of about ``chunk`` events, oldest first."""
+        """Delete events older than ``before``, in transactions of about ``chunk`` events,
+        oldest first; then what the tables beside them keep of that past: the sessions
+        that ended before it, the addresses not seen since (unless starred or annotated),
+        and whatever the :data:`PURGE_HOOKS` forget (the rollups and the traffic per
+        network of the whole minutes, hours and days before it). Returns the events
+        deleted."""
         cutoff = to_us(before)
-        E, S = schema.events, schema.sessions
+        E, S, A = schema.events, schema.sessions, schema.ips
         deleted = 0
         with self._errors():
             while True:
@@ -179,6 +191,10 @@ class Store:
                     break
             with self.engine.begin() as conn:
                 conn.execute(sa.delete(S).where(S.c.end_ts < cutoff))
+                conn.execute(sa.delete(A).where(A.c.last_seen < cutoff, sa.not_(A.c.starred),
+                                                A.c.note.is_(None)))
+                for hook in PURGE_HOOKS:
+                    hook(conn, cutoff)
         return deleted
 
     # -- reading -----------------------------------------------------------------------

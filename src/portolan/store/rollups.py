@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portolan.event import FIELDS, Event
-from portolan.store import WRITE_HOOKS, EventFilter, QueryError, schema
+from portolan.store import PURGE_HOOKS, WRITE_HOOKS, EventFilter, QueryError, schema
 from portolan.store.engine import from_us, to_us
 from portolan.store.query import conditions
 from portolan.store.writer import Columns, PreparedHook, event_columns, sqlite_many
@@ -330,6 +330,21 @@ update_rollups = PreparedHook(_keep, _join, _apply)
 written together are known (see :func:`aggregate_parts`)."""
 
 WRITE_HOOKS.append(update_rollups)
+
+
+def purge(conn: Connection, before_us: int) -> None:
+    """Forget the buckets that end before ``before_us`` (a purge hook): a bucket that
+    holds that time stays whole. One range of the key per grain and dimension."""
+    seconds = before_us // 1_000_000
+    for grain in sorted({g for dim in DIMS.values() for g in dim.grains}):
+        for name, dim in DIMS.items():
+            if grain in dim.grains:
+                conn.execute(sa.delete(rollups).where(
+                    rollups.c.grain == grain, rollups.c.dim == name,
+                    rollups.c.bucket <= seconds - grain))
+
+
+PURGE_HOOKS.append(purge)
 
 
 # -- reading ---------------------------------------------------------------------------
