@@ -76,7 +76,8 @@ class StoreSection(Section):
     """Database URL: ``sqlite:///path/portolan.db``, ``postgresql://user@host/db`` or
     ``mysql://user@host/db`` (MariaDB). Empty: SQLite in the data directory."""
     retention_days: int = 0
-    """Delete events older than this many days (checked hourly); 0 keeps everything."""
+    """Delete events older than this many days (checked hourly), with the sessions,
+    addresses and chart counts of that time (see docs/store.md); 0 keeps everything."""
     retry_max_seconds: float = 30.0
     """Longest wait between two tries when the database is unavailable."""
 
