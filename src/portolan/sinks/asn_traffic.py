@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from portolan.event import Event
 from portolan.store import PURGE_HOOKS, WRITE_HOOKS, schema, to_us
 
-__all__ = ["asn_traffic", "query", "update_asn_traffic"]
+__all__ = ["asn_traffic", "purge", "query", "update_asn_traffic"]
 
 HOUR_US = 3_600_000_000
 
