@@ -11,6 +11,7 @@ modification time) and reopens it; a replacement that does not open keeps the ol
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -260,8 +261,6 @@ def _probe(reader: Any, path: Path) -> tuple[bool, bool, bool]:
     """Whether the database's records hold a place, an AS, or both (from a few records,
     those of its first networks), and whether they are in the flat ip-location-db
     layout."""
-    import ipaddress
-
     from portolan.enrich.tree import first_networks
 
     meta = reader.metadata()
